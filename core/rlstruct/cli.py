@@ -1,0 +1,319 @@
+"""The ``rlstruct`` command line. Every sub-command has ``--help``.
+
+Exit status: 0 success, 1 bad input (config, data, unknown task, failed plugin), 2 usage error.
+Heavy imports (torch, transformers) happen only inside the commands that train or generate.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any, Callable, Sequence, TextIO
+
+from . import __version__
+from .config import ConfigError
+from .data import DataError
+from .plugins import PluginConflictError, PluginManager, UnknownTaskError
+from .reward import RewardConfigError
+
+EPILOG_ENV = (
+    "Plugins come from the 'rlstruct' entry point group. RLSTRUCT_PLUGINS=a,b loads only those; "
+    "RLSTRUCT_BLOCK_PLUGINS=a,b skips those."
+)
+
+
+class CLIError(Exception):
+    """A user-facing error: printed as 'rlstruct: error: ...' with exit status 1."""
+
+
+def _emit_json(obj: Any, out: TextIO) -> None:
+    out.write(json.dumps(obj, indent=2, ensure_ascii=False) + "\n")
+
+
+def _warn_plugin_errors(pm: PluginManager) -> None:
+    for info in pm.errors():
+        print(f"rlstruct: warning: plugin {info.name!r}: {info.error}", file=sys.stderr)
+
+
+def _task(pm: PluginManager, name: str):
+    try:
+        return pm.task(name)
+    except (UnknownTaskError, PluginConflictError) as exc:
+        raise CLIError(str(exc)) from None
+
+
+# -- plugins / tasks / rewards -------------------------------------------------------------------
+def cmd_plugins(args: argparse.Namespace) -> int:
+    pm = PluginManager()
+    infos = pm.plugins()
+    if args.json:
+        _emit_json([i.to_json() for i in infos], sys.stdout)
+        return 0
+    if not infos:
+        print("no plugins installed")
+    for i in infos:
+        dist = f"{i.distribution} {i.version}" if i.distribution else "(in-process)"
+        print(f"{i.name}  [{dist}]  module {i.module}")
+        if i.tasks:
+            print(f"    tasks:   {', '.join(i.tasks)}")
+        if i.rewards:
+            print(f"    rewards: {', '.join(i.rewards)}")
+        if i.error:
+            print(f"    ERROR:   {i.error}")
+    return 0
+
+
+def cmd_tasks(args: argparse.Namespace) -> int:
+    pm = PluginManager()
+    rows = [
+        {"name": name, "plugin": pm.task_plugin(name).name, "description": task.description}
+        for name, task in pm.tasks.items()
+    ]
+    _warn_plugin_errors(pm)
+    if args.json:
+        for row in rows:
+            info = pm.task_plugin(row["name"])
+            row["distribution"] = info.distribution
+        _emit_json(rows, sys.stdout)
+        return 0
+    width = max((len(r["name"]) for r in rows), default=4)
+    for r in rows:
+        print(f"{r['name']:<{width}}  {r['description']}  [plugin {r['plugin']}]")
+    return 0
+
+
+def cmd_rewards(args: argparse.Namespace) -> int:
+    pm = PluginManager()
+    rows = []
+    for name, comp in pm.rewards.items():
+        plugin = next((i.name for i in pm.plugins() if name in i.rewards), None)
+        rows.append({"name": name, "plugin": plugin, "description": comp.description, "defaults": dict(comp.defaults)})
+    _warn_plugin_errors(pm)
+    if args.json:
+        _emit_json(
+            {"hierarchical": ["structure", "format", "content", "validity"], "extras": rows}, sys.stdout
+        )
+        return 0
+    print("hierarchical (every task, gated in this order): structure, format, content, validity")
+    print("extra components (add under [reward.extras.NAME] with a weight):")
+    for r in rows:
+        params = ", ".join(f"{k}={v!r}" for k, v in r["defaults"].items())
+        print(f"  {r['name']}  {r['description']}  [plugin {r['plugin']}; params: {params or 'none'}]")
+    return 0
+
+
+# -- data / score ----------------------------------------------------------------------------------
+def cmd_data(args: argparse.Namespace) -> int:
+    from .data import DataError, load_records
+
+    pm = PluginManager()
+    task = _task(pm, args.task)
+    try:
+        records = load_records(task, args.source, args.split, args.limit, args.seed)
+    except DataError as exc:
+        raise CLIError(str(exc)) from None
+    out = sys.stdout
+    for record in records:
+        out.write(json.dumps(record, ensure_ascii=False) + "\n")
+    return 0
+
+
+def _read_score_input(path: str, task) -> tuple[list[dict], list[str]]:
+    from .task import RecordError
+
+    name = "<stdin>" if path == "-" else path
+    try:
+        raw = sys.stdin.buffer.read() if path == "-" else Path(path).read_bytes()
+    except OSError as exc:
+        raise CLIError(f"{name}: {exc.strerror}") from None
+    records, completions = [], []
+    for lineno, line in enumerate(raw.splitlines(), start=1):
+        if not line.strip():
+            continue
+        where = f"{name}:{lineno}"
+        try:
+            item = json.loads(line.decode("utf-8"))
+        except UnicodeDecodeError as exc:
+            raise CLIError(f"{where}: not valid UTF-8 (byte {exc.start}); encode completions as JSON strings") from None
+        except json.JSONDecodeError as exc:
+            raise CLIError(f"{where}: invalid JSON: {exc.msg} (column {exc.colno})") from None
+        if not isinstance(item, dict):
+            raise CLIError(f"{where}: expected an object with 'record' and 'completion'")
+        for key in ("record", "completion"):
+            if key not in item:
+                raise CLIError(f"{where}: missing key {key!r}")
+        if not isinstance(item["record"], dict):
+            raise CLIError(f"{where}: 'record' must be an object")
+        if not isinstance(item["completion"], str):
+            raise CLIError(f"{where}: 'completion' must be a string")
+        try:
+            records.append(task.normalize_record(item["record"]))
+        except RecordError as exc:
+            raise CLIError(f"{where}: record: {exc}") from None
+        completions.append(item["completion"])
+    return records, completions
+
+
+def cmd_score(args: argparse.Namespace) -> int:
+    from .reward import RewardConfigError, RewardSpec
+    from .sandbox import RewardPool, SandboxLimits
+
+    pm = PluginManager()
+    task = _task(pm, args.task)
+    weights, extras = {}, {}
+    timeout, workers, memory = args.timeout, args.workers, 1024
+    if args.config:
+        from .config import ConfigError, load_config
+
+        try:
+            cfg = load_config(args.config)
+        except ConfigError as exc:
+            raise CLIError(str(exc)) from None
+        weights, extras = cfg.reward.weights, cfg.reward.extras
+        memory = cfg.reward.memory_mb
+        timeout = timeout if timeout is not None else cfg.reward.timeout_s
+    try:
+        spec = RewardSpec.build(task, pm.rewards, weights, extras, where=f"{args.config}: reward" if args.config else "reward")
+    except RewardConfigError as exc:
+        raise CLIError(str(exc)) from None
+    records, completions = _read_score_input(args.file, task)
+    limits = SandboxLimits(timeout_s=timeout if timeout is not None else 2.0, memory_mb=memory, workers=workers)
+    out = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout
+    try:
+        with RewardPool(task, spec, limits) as pool:
+            for start in range(0, len(records), 256):
+                batch = pool.score(records[start : start + 256], completions[start : start + 256])
+                for breakdown in batch:
+                    out.write(json.dumps(breakdown.to_json()) + "\n")
+                out.flush()
+    finally:
+        if out is not sys.stdout:
+            out.close()
+    return 0
+
+
+# -- engine commands (lazy: they import torch) -------------------------------------------------
+def cmd_train(args: argparse.Namespace) -> int:
+    from .engine.commands import train_command
+
+    return train_command(args)
+
+
+def cmd_sft(args: argparse.Namespace) -> int:
+    from .engine.commands import sft_command
+
+    return sft_command(args)
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from .engine.commands import eval_command
+
+    return eval_command(args)
+
+
+def cmd_tiny_model(args: argparse.Namespace) -> int:
+    from .engine.commands import tiny_model_command
+
+    return tiny_model_command(args)
+
+
+# -- parser ----------------------------------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    from .config import describe
+
+    parser = argparse.ArgumentParser(
+        prog="rlstruct",
+        description="Teach language models reliable structured output with GRPO and task plugins.",
+        epilog=EPILOG_ENV,
+    )
+    parser.add_argument("--version", action="version", version=f"rlstruct {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    def add(name: str, fn: Callable[[argparse.Namespace], int], help: str, **kw: Any) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help, description=help, **kw)
+        p.set_defaults(func=fn)
+        return p
+
+    p = add("plugins", cmd_plugins, "List installed plugins, their tasks and reward components, and load errors.")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p = add("tasks", cmd_tasks, "List the registered tasks.")
+    p.add_argument("--json", action="store_true", help='print a JSON list of {"name", "plugin", "description"}')
+    p = add("rewards", cmd_rewards, "List the reward components (the four hierarchical ones and registered extras).")
+    p.add_argument("--json", action="store_true", help="print JSON")
+
+    p = add("data", cmd_data, "Print a task's records as JSONL, exactly as the reward receives them.")
+    p.add_argument("--task", required=True, help="task name (see `rlstruct tasks`)")
+    p.add_argument("--source", default="synthetic", help="synthetic (default), hf, a .jsonl/.json/.parquet file, or a data set name[:config]")
+    p.add_argument("--split", default="train", help="split name (default train)")
+    p.add_argument("--limit", type=int, default=None, help="at most N records (synthetic default: the task's size)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the synthetic generator")
+
+    p = add(
+        "score",
+        cmd_score,
+        "Score completions with a task's hierarchical reward.",
+        epilog='Input lines: {"record": {...}, "completion": "..."}. Output lines, in order: '
+        '{"reward": f, "components": {"structure": f, "format": f, "content": f, "validity": f, ...}, "error": null|str}.',
+    )
+    p.add_argument("--task", required=True, help="task name")
+    p.add_argument("file", metavar="FILE.jsonl", help="input JSONL, or - for stdin")
+    p.add_argument("-o", "--output", metavar="OUT.jsonl", help="write here instead of stdout")
+    p.add_argument("--config", help="take reward weights, extra components and bounds from this task config")
+    p.add_argument("--timeout", type=float, default=None, help="seconds one component may take (default 2)")
+    p.add_argument("--workers", type=int, default=2, help="scoring processes (0: inline, unbounded)")
+
+    train_help = "Train a policy with GRPO from a task config."
+    p = add("train", cmd_train, train_help, epilog="Config keys:\n" + describe(), formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("config", metavar="CONFIG.toml", help="task config (see tasks/)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help="override a config key, e.g. --set grpo.steps=10 (repeatable)")
+    p.add_argument("--output-dir", help="run directory (overrides run.output_dir)")
+    p.add_argument("--resume", metavar="DIR", help="resume from a run directory or one of its checkpoints")
+
+    p = add("sft", cmd_sft, "Supervised fine-tuning on the task's reference completions.", epilog="Config keys:\n" + describe(), formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("config", metavar="CONFIG.toml", help="task config")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help="override a config key")
+    p.add_argument("--output-dir", help="where the fine-tuned model is saved (default: run.output_dir + '-sft')")
+
+    p = add("eval", cmd_eval, "Evaluate a model on a task's held-out records (greedy by default).")
+    p.add_argument("--model", required=True, metavar="PATH_OR_NAME", help="model directory (full model or LoRA adapter) or Hub name")
+    p.add_argument("--task", required=True, help="task name")
+    p.add_argument("--split", default="test", help="held-out split (default test)")
+    p.add_argument("--limit", type=int, default=64, help="records evaluated (default 64)")
+    p.add_argument("--source", default="synthetic", help="where records come from (as for `data`)")
+    p.add_argument("--seed", type=int, default=0, help="data seed (synthetic) and sampling seed")
+    p.add_argument("--config", help="take the eval protocol and reward settings from this task config")
+    p.add_argument("--sample", action="store_true", help="sample at eval.temperature instead of greedy decoding")
+    p.add_argument("--max-new-tokens", type=int, default=None, help="completion length cap")
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="device")
+    p.add_argument("--json", action="store_true", help='print one JSON object {"n", "reward", "structure", ...}')
+
+    p = add("tiny-model", cmd_tiny_model, "Build a tiny Qwen2-shaped model with a locally trained tokenizer (offline).")
+    p.add_argument("out", metavar="OUT_DIR", help="where to save it")
+    p.add_argument("--task", action="append", default=[], help="add this task's synthetic records to the tokenizer corpus (repeatable)")
+    p.add_argument("--vocab-size", type=int, default=1024)
+    p.add_argument("--hidden", type=int, default=128)
+    p.add_argument("--layers", type=int, default=2)
+    p.add_argument("--seed", type=int, default=0)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except (CLIError, ConfigError, DataError, RewardConfigError, UnknownTaskError, PluginConflictError) as exc:
+        print(f"rlstruct: error: {exc}", file=sys.stderr)
+        return 1
+    except BrokenPipeError:  # `rlstruct data ... | head`
+        sys.stderr.close()
+        return 0
+    except KeyboardInterrupt:
+        print("rlstruct: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

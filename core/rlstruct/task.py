@@ -1,0 +1,148 @@
+"""What a task plugin supplies: records, prompts and a hierarchical reward.
+
+A task is a subclass of :class:`Task`. The engine only ever talks to this interface, so a new
+structured format (YAML, SQL, ...) is a new subclass registered through the ``register_tasks``
+hook, with no change to the trainer.
+
+The reward is split into four ordered components, each a float in [0, 1]:
+
+1. ``structure(record, completion) -> Parsed``: does the completion parse at all?  Returns the
+   score and the parsed value that the later components read (they never re-parse raw text).
+2. ``format(record, parsed)``: does it match the expected schema (required parts present, no
+   invented ones, right types)?
+3. ``content(record, parsed)``: does it agree with the reference?
+4. ``validity(record, parsed)``: is it semantically plausible (internal consistency)?
+
+The core calls them in that order and stops at the first 0 (a component is 0 when the one before
+it is 0), catches every exception, clamps and bounds their time (see :mod:`rlstruct.sandbox`).
+Component code should still be defensive: it receives untrusted model output.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Mapping, NamedTuple
+
+Record = dict[str, Any]
+"""One data record, JSON-serialisable, exactly as the reward receives it."""
+
+COMPONENTS: tuple[str, ...] = ("structure", "format", "content", "validity")
+"""The four hierarchical reward components, in gating order."""
+
+
+class RecordError(ValueError):
+    """A data record is malformed. The message names the key at fault.
+
+    Raised by :meth:`Task.normalize_record`; the loader adds the file and line.
+    """
+
+
+class Parsed(NamedTuple):
+    """What :meth:`Task.structure` returns: the structure score and the parsed value."""
+
+    score: float
+    value: Any = None
+
+
+@dataclass(frozen=True)
+class Prompt:
+    """A prompt as chat messages, plus optional tool definitions.
+
+    ``tools`` (JSON-Schema function specs, OpenAI style) go into the chat template's ``tools``
+    slot when the tokenizer's template supports one, and into the system message otherwise.
+    """
+
+    messages: list[dict[str, str]]
+    tools: list[dict[str, Any]] | None = None
+
+
+@dataclass(frozen=True)
+class DataSource:
+    """Where a task's records come from (resolved by :func:`rlstruct.data.load_records`)."""
+
+    kind: str
+    """``synthetic``, ``file`` or ``hf``."""
+    location: str = ""
+    """A file path for ``file``, a dataset name for ``hf``, empty for ``synthetic``."""
+
+
+class Task:
+    """Base class of every task. Subclass it, set the class attributes, implement the methods.
+
+    Instances must be cheap to create and hold no open resources: the engine may create reward
+    worker processes by ``fork`` that use the same instance.
+    """
+
+    name: ClassVar[str] = ""
+    """Unique task name, e.g. ``json-recipes`` (lower case, dashes)."""
+    description: ClassVar[str] = ""
+    """One line shown by ``rlstruct tasks``."""
+    hf_dataset: ClassVar[str | None] = None
+    """Default Hugging Face dataset name for ``--source hf`` (``None``: no public data set)."""
+    hf_config: ClassVar[str | None] = None
+    """Configuration name passed to ``datasets.load_dataset`` (e.g. ``main`` for GSM8K)."""
+    default_weights: ClassVar[Mapping[str, float]] = {
+        "structure": 1.0,
+        "format": 1.0,
+        "content": 1.0,
+        "validity": 1.0,
+    }
+    """Weights of the four components in the total (a weighted mean); configs may override."""
+    synthetic_size: ClassVar[int] = 512
+    """How many synthetic records a split has when no limit is given."""
+
+    # -- data ---------------------------------------------------------------------------------
+    def normalize_record(self, raw: Mapping[str, Any]) -> Record:
+        """Check one raw record (from a file or data set) and return it in canonical form.
+
+        Raise :class:`RecordError` naming the key at fault. The default returns a plain copy.
+        """
+        return dict(raw)
+
+    def synthetic(self, split: str, size: int, seed: int) -> list[Record]:
+        """Return ``size`` seeded synthetic records for ``split`` (works offline).
+
+        The same (split, size, seed) must always give the same records, and different splits must
+        not share prompts, so held-out evaluation is honest.
+        """
+        raise NotImplementedError(f"task {self.name!r} has no synthetic generator")
+
+    # -- prompting ----------------------------------------------------------------------------
+    def build_prompt(self, record: Record) -> Prompt:
+        """Turn a record into chat messages (the tokenizer's chat template is applied later)."""
+        raise NotImplementedError
+
+    def reference_completion(self, record: Record) -> str | None:
+        """The ideal completion text for ``record`` (SFT target), or ``None`` if unknown."""
+        return None
+
+    # -- hierarchical reward --------------------------------------------------------------------
+    def structure(self, record: Record, completion: str) -> Parsed:
+        """Score whether ``completion`` parses; return the score and the parsed value."""
+        raise NotImplementedError
+
+    def format(self, record: Record, parsed: Any) -> float:
+        """Score schema conformance of the parsed value (0 to 1)."""
+        raise NotImplementedError
+
+    def content(self, record: Record, parsed: Any) -> float:
+        """Score agreement with the record's reference (0 to 1)."""
+        raise NotImplementedError
+
+    def validity(self, record: Record, parsed: Any) -> float:
+        """Score semantic plausibility of the parsed value (0 to 1)."""
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class RewardComponent:
+    """An extra, named reward component any task config can add with a weight.
+
+    ``score(record, completion, params)`` returns a float in [0, 1]; ``params`` holds
+    ``defaults`` updated with the config's values (unknown keys are a config error).
+    """
+
+    name: str
+    description: str
+    score: Any  # Callable[[Record, str, Mapping[str, Any]], float]
+    defaults: Mapping[str, Any] = field(default_factory=dict)
