@@ -1,0 +1,1 @@
+"""The GRPO training engine: loss math, log-probs, rollouts, the training loop and evaluation."""

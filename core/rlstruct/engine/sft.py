@@ -1,0 +1,86 @@
+"""Supervised fine-tuning on the task's reference completions (the paper's SFT baseline, and the
+warm start that gives a tiny model something to improve on with GRPO)."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..config import Config
+from ..data import load_records
+from ..task import Task
+from .grpo import seed_everything
+from .model import load_policy, pick_device
+from .rollout import render_prompt
+
+
+def build_examples(task: Task, tokenizer, records) -> list[tuple[list[int], int]]:
+    """(token ids of prompt + reference + EOS, number of prompt tokens) for every record with a reference."""
+    examples = []
+    for record in records:
+        target = task.reference_completion(record)
+        if target is None:
+            continue
+        prompt = render_prompt(tokenizer, task.build_prompt(record))
+        p_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
+        c_ids = tokenizer(target, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
+        examples.append((p_ids + c_ids, len(p_ids)))
+    if not examples:
+        raise ValueError(f"task {task.name!r} gives no reference completions: nothing to fine-tune on")
+    return examples
+
+
+def _collate(batch, pad_id: int, device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    width = max(len(ids) for ids, _ in batch)
+    ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
+    att = torch.zeros((len(batch), width), dtype=torch.long)
+    labels = torch.full((len(batch), width), -100, dtype=torch.long)  # -100: ignored by the loss
+    for row, (seq, n_prompt) in enumerate(batch):  # right padding: simple and exact for training
+        ids[row, : len(seq)] = torch.tensor(seq)
+        att[row, : len(seq)] = 1
+        labels[row, n_prompt : len(seq)] = torch.tensor(seq[n_prompt:])
+    return ids.to(device), att.to(device), labels.to(device)
+
+
+def sft(cfg: Config, task: Task, output_dir: Path, progress: bool = True) -> dict[str, Any]:
+    """Fine-tune on reference completions; save the (merged) model to ``output_dir``."""
+    seed_everything(cfg.run.seed)
+    records = load_records(task, cfg.task.source, cfg.task.train_split, cfg.task.train_limit, cfg.task.data_seed)
+    device = pick_device(cfg.run.device)
+    model, tokenizer = load_policy(cfg.model, device, train=True)
+    examples = build_examples(task, tokenizer, records)
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=cfg.sft.learning_rate)
+    warm = max(1, cfg.sft.warmup_steps)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda i: min(1.0, (i + 1) / warm))
+    rng = random.Random(cfg.run.seed)
+    model.train()
+    losses = []
+    bar = None
+    if progress and not cfg.run.quiet:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=cfg.sft.steps, desc="sft", unit="step", dynamic_ncols=True)
+    for step in range(cfg.sft.steps):
+        batch = [examples[rng.randrange(len(examples))] for _ in range(cfg.sft.batch_size)]
+        ids, att, labels = _collate(batch, tokenizer.pad_token_id, device)
+        loss = model(input_ids=ids, attention_mask=att, labels=labels).loss
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        optimizer.step()
+        scheduler.step()
+        losses.append(float(loss))
+        if bar is not None:
+            bar.update(1)
+            bar.set_postfix(loss=f"{losses[-1]:.3f}")
+    if bar is not None:
+        bar.close()
+    output_dir.mkdir(parents=True, exist_ok=True)
+    # A LoRA adapter is merged so the result is a plain model directory (a GRPO starting point).
+    (model.merge_and_unload() if cfg.model.lora else model).save_pretrained(output_dir)
+    tokenizer.save_pretrained(output_dir)
+    return {"steps": cfg.sft.steps, "loss_first": losses[0], "loss_last": losses[-1], "examples": len(examples)}

@@ -1,0 +1,33 @@
+"""A minimal TOML writer for resolved configs (nested tables of scalars, lists and tables)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from typing import Any
+
+
+def _value(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (int, float)):
+        return repr(v)
+    if isinstance(v, str):
+        return json.dumps(v)  # a JSON string is a valid TOML basic string
+    if isinstance(v, (list, tuple)):
+        return "[" + ", ".join(_value(x) for x in v) + "]"
+    if isinstance(v, dict):
+        return "{" + ", ".join(f"{json.dumps(str(k))} = {_value(x)}" for k, x in v.items()) + "}"
+    raise TypeError(f"cannot write {type(v).__name__} to TOML")
+
+
+def dumps(cfg: Any) -> str:
+    """Serialise a config dataclass (or nested dict) so that tomllib reads it back identically."""
+    data = dataclasses.asdict(cfg) if dataclasses.is_dataclass(cfg) else cfg
+    lines: list[str] = []
+    for section, table in data.items():
+        lines.append(f"[{section}]")
+        for key, value in table.items():
+            lines.append(f"{key} = {_value(value)}")
+        lines.append("")
+    return "\n".join(lines)
