@@ -1,0 +1,281 @@
+"""Seeded synthetic function-calling records over a small built-in tool library.
+
+The library (weather, currency conversion, calendar events, web search, math) is defined once
+and rendered per record in one of the three accepted tool shapes (OpenAI, plain JSON Schema,
+xLAM), mixed within a record. Requests hold one to three calls (parallel calls may use the
+same tool twice); optional parameters are sometimes given and sometimes left out (then the
+expected call leaves them out too). A record belongs to a split by a hash of its query, so
+different splits never share a prompt.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import random
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+__all__ = ["LIBRARY", "ParamSpec", "ToolSpec", "SPLITS", "generate", "render_tool", "split_of"]
+
+_MISSING = object()
+
+
+@dataclass(frozen=True)
+class ParamSpec:
+    """One tool parameter, with its xLAM type string and its JSON Schema equivalent."""
+
+    name: str
+    py_type: str
+    schema: dict[str, Any]
+    description: str
+    required: bool = True
+    default: Any = _MISSING
+
+
+@dataclass(frozen=True)
+class ToolSpec:
+    """One library tool."""
+
+    name: str
+    description: str
+    params: tuple[ParamSpec, ...] = field(default_factory=tuple)
+
+
+def _p(name: str, py_type: str, schema: dict[str, Any], description: str, default: Any = _MISSING) -> ParamSpec:
+    return ParamSpec(name, py_type, schema, description, default is _MISSING, default)
+
+
+STR, INT, NUM = {"type": "string"}, {"type": "integer"}, {"type": "number"}
+
+LIBRARY: dict[str, ToolSpec] = {
+    tool.name: tool
+    for tool in (
+        ToolSpec("get_weather", "Get the weather forecast for a city.", (
+            _p("city", "str", STR, "City name, e.g. Paris."),
+            _p("unit", "str", STR, "Temperature unit: celsius or fahrenheit.", "celsius"),
+            _p("days", "int", INT, "Number of forecast days.", 1),
+        )),
+        ToolSpec("convert_currency", "Convert an amount of money from one currency to another.", (
+            _p("amount", "float", NUM, "Amount to convert."),
+            _p("from_currency", "str", STR, "ISO 4217 code of the source currency, e.g. USD."),
+            _p("to_currency", "str", STR, "ISO 4217 code of the target currency, e.g. EUR."),
+        )),
+        ToolSpec("create_calendar_event", "Create an event in the user's calendar.", (
+            _p("title", "str", STR, "Event title."),
+            _p("date", "str", STR, "Date as YYYY-MM-DD."),
+            _p("start_time", "str", STR, "Start time as HH:MM (24-hour clock)."),
+            _p("duration_minutes", "int", INT, "Duration in minutes.", 60),
+            _p("attendees", "List[str]", {"type": "array", "items": STR}, "Names of the attendees.", []),
+        )),
+        ToolSpec("web_search", "Search the web and return the top results.", (
+            _p("query", "str", STR, "Search query."),
+            _p("max_results", "int", INT, "Maximum number of results.", 10),
+            _p("language", "str", STR, "ISO 639-1 language code of the results.", "en"),
+        )),
+        ToolSpec("math_power", "Raise a number to an integer power.", (
+            _p("base", "float", NUM, "The base."),
+            _p("exponent", "int", INT, "The integer exponent."),
+        )),
+        ToolSpec("math_mean", "Arithmetic mean of a list of numbers.", (
+            _p("numbers", "List[float]", {"type": "array", "items": NUM}, "The numbers."),
+        )),
+        ToolSpec("math_gcd", "Greatest common divisor of two integers.", (
+            _p("a", "int", INT, "First integer."),
+            _p("b", "int", INT, "Second integer."),
+        )),
+    )
+}
+
+SHAPES = ("openai", "plain", "xlam")
+
+
+def render_tool(spec: ToolSpec, shape: str) -> dict[str, Any]:
+    """Render a library tool in one of the accepted raw shapes (``openai``, ``plain``, ``xlam``)."""
+    if shape == "xlam":
+        params: dict[str, Any] = {}
+        for p in spec.params:
+            entry: dict[str, Any] = {"description": p.description, "type": p.py_type + ("" if p.required else ", optional")}
+            if p.default is not _MISSING:
+                entry["default"] = copy.deepcopy(p.default)
+            params[p.name] = entry
+        return {"name": spec.name, "description": spec.description, "parameters": params}
+    properties: dict[str, Any] = {}
+    for p in spec.params:
+        prop = {**copy.deepcopy(p.schema), "description": p.description}
+        if p.default is not _MISSING:
+            prop["default"] = copy.deepcopy(p.default)
+        properties[p.name] = prop
+    plain = {
+        "name": spec.name,
+        "description": spec.description,
+        "parameters": {
+            "type": "object",
+            "properties": properties,
+            "required": [p.name for p in spec.params if p.required],
+        },
+    }
+    if shape == "plain":
+        return plain
+    if shape == "openai":
+        return {"type": "function", "function": plain}
+    raise ValueError(f"unknown tool shape {shape!r} (known: {', '.join(SHAPES)})")
+
+
+# -- request fragments: each returns (text, call) ---------------------------------------------
+_CITIES = ["Paris", "Tokyo", "Lagos", "Lima", "Oslo", "Cairo", "Toronto", "Mumbai", "Sydney",
+           "Berlin", "Nairobi", "Seoul", "Madrid", "Denver", "Hanoi", "Quito", "Dublin", "Perth",
+           "Vienna", "Santiago", "Istanbul", "Manila", "Boston", "Lisbon", "Accra", "Kyoto"]
+_CURRENCIES = ["USD", "EUR", "GBP", "JPY", "CHF", "CAD", "AUD", "INR", "BRL", "ZAR", "SEK", "MXN"]
+_TITLES = ["Team sync", "Dentist appointment", "Budget review", "Lunch with Sam", "Yoga class",
+           "Project kickoff", "Quarterly planning", "Code review", "Parent-teacher meeting",
+           "Book club", "Flight to Denver", "Interview with Priya"]
+_PEOPLE = ["Alice", "Bob", "Chen", "Dana", "Emeka", "Farah", "Goran", "Hiro", "Ines", "Jonas"]
+_TOPICS = ["best hiking trails in Patagonia", "how to repot a fiddle leaf fig", "latest Rust release notes",
+           "history of the printing press", "vegan lasagna recipe", "solar panel efficiency 2024",
+           "cheap flights to Reykjavik", "symptoms of vitamin D deficiency", "Python asyncio tutorial",
+           "electric bike reviews", "origin of the Olympic games", "how to learn touch typing"]
+_LANGUAGES = {"German": "de", "French": "fr", "Spanish": "es", "Japanese": "ja", "Italian": "it"}
+
+Fragment = tuple[str, dict[str, Any]]
+
+
+def _weather(rng: random.Random) -> Fragment:
+    city = rng.choice(_CITIES)
+    args: dict[str, Any] = {"city": city}
+    text = f"get the weather forecast for {city}"
+    if rng.random() < 0.4:
+        days = rng.randint(2, 10)
+        args["days"] = days
+        text += f" for the next {days} days"
+    roll = rng.random()
+    if roll < 0.3:
+        args["unit"] = "fahrenheit"
+        text += " in fahrenheit"
+    elif roll < 0.45:
+        args["unit"] = "celsius"  # the default, stated explicitly
+        text += " in celsius"
+    return text, {"name": "get_weather", "arguments": args}
+
+
+def _currency(rng: random.Random) -> Fragment:
+    source, target = rng.sample(_CURRENCIES, 2)
+    amount: int | float = rng.randint(1, 20000) if rng.random() < 0.5 else round(rng.uniform(1, 5000), 2)
+    return (f"convert {amount} {source} to {target}",
+            {"name": "convert_currency", "arguments": {"amount": amount, "from_currency": source, "to_currency": target}})
+
+
+def _calendar(rng: random.Random) -> Fragment:
+    title = rng.choice(_TITLES)
+    date = f"2025-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}"
+    start = f"{rng.randint(7, 19):02d}:{rng.choice(['00', '15', '30', '45'])}"
+    args: dict[str, Any] = {"title": title, "date": date, "start_time": start}
+    text = f"create a calendar event titled '{title}' on {date} at {start}"
+    if rng.random() < 0.4:
+        minutes = rng.choice([15, 30, 45, 90, 120])
+        args["duration_minutes"] = minutes
+        text += f" lasting {minutes} minutes"
+    if rng.random() < 0.4:
+        people = rng.sample(_PEOPLE, rng.randint(1, 3))
+        args["attendees"] = people
+        text += " with " + " and ".join(people)
+    return text, {"name": "create_calendar_event", "arguments": args}
+
+
+def _search(rng: random.Random) -> Fragment:
+    topic = rng.choice(_TOPICS)
+    args: dict[str, Any] = {"query": topic}
+    text = f"search the web for '{topic}'"
+    if rng.random() < 0.4:
+        count = rng.choice([3, 5, 20, 25])
+        args["max_results"] = count
+        text += f", top {count} results"
+    if rng.random() < 0.3:
+        language = rng.choice(sorted(_LANGUAGES))
+        args["language"] = _LANGUAGES[language]
+        text += f", results in {language}"
+    return text, {"name": "web_search", "arguments": args}
+
+
+def _power(rng: random.Random) -> Fragment:
+    base: int | float = rng.randint(2, 99) if rng.random() < 0.6 else round(rng.uniform(0.5, 20), 1)
+    exponent = rng.randint(2, 12)
+    return (f"compute {base} raised to the power of {exponent}",
+            {"name": "math_power", "arguments": {"base": base, "exponent": exponent}})
+
+
+def _mean(rng: random.Random) -> Fragment:
+    numbers: list[int | float] = [
+        rng.randint(-50, 500) if rng.random() < 0.7 else round(rng.uniform(-50, 500), 1)
+        for _ in range(rng.randint(3, 6))
+    ]
+    shown = ", ".join(str(n) for n in numbers)
+    return f"find the average of {shown}", {"name": "math_mean", "arguments": {"numbers": numbers}}
+
+
+def _gcd(rng: random.Random) -> Fragment:
+    a, b = rng.randint(2, 100000), rng.randint(2, 100000)
+    return (f"find the greatest common divisor of {a} and {b}",
+            {"name": "math_gcd", "arguments": {"a": a, "b": b}})
+
+
+_FRAGMENTS: list[Callable[[random.Random], Fragment]] = [
+    _weather, _currency, _calendar, _search, _power, _mean, _gcd,
+]
+
+SPLITS: dict[str, range] = {
+    "train": range(0, 8),
+    "validation": range(8, 9), "val": range(8, 9), "valid": range(8, 9), "dev": range(8, 9),
+    "test": range(9, 10), "eval": range(9, 10),
+}
+"""Hash buckets (0-9) of each split name: train 80 %, validation 10 %, test 10 %."""
+
+
+def split_of(query: str) -> int:
+    """The hash bucket (0-9) of a query; a record belongs to the split whose range holds it."""
+    return int(hashlib.sha256(query.encode("utf-8")).hexdigest()[:8], 16) % 10
+
+
+def _record(rng: random.Random) -> dict[str, Any]:
+    count = rng.choices([1, 2, 3], weights=[50, 35, 15])[0]
+    texts, answers, keys = [], [], set()
+    while len(answers) < count:
+        text, call = rng.choice(_FRAGMENTS)(rng)
+        key = json.dumps(call, sort_keys=True)
+        if key in keys:
+            continue
+        keys.add(key)
+        texts.append(text)
+        answers.append(call)
+    if count == 1:
+        query = texts[0][0].upper() + texts[0][1:] + "."
+    else:
+        query = "Please " + "; ".join(texts[:-1]) + "; and " + texts[-1] + "."
+    called = list(dict.fromkeys(call["name"] for call in answers))
+    others = [name for name in LIBRARY if name not in called]
+    offered = called + rng.sample(others, rng.randint(1, 2))
+    rng.shuffle(offered)
+    tools = [render_tool(LIBRARY[name], rng.choice(SHAPES)) for name in offered]
+    return {"query": query, "tools": tools, "answers": answers}
+
+
+def generate(split: str, size: int, seed: int) -> list[dict[str, Any]]:
+    """``size`` raw records (tools in mixed raw shapes) for ``split``, seeded and deterministic."""
+    if split not in SPLITS:
+        raise ValueError(f"unknown split {split!r} (known: {', '.join(SPLITS)})")
+    buckets = SPLITS[split]
+    rng = random.Random(f"function-calls:{seed}:{split}")
+    records: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    attempts = 0
+    while len(records) < size:
+        attempts += 1
+        if attempts > 100 * size + 10000:
+            raise RuntimeError(f"could not draw {size} distinct {split} records")
+        record = _record(rng)
+        if split_of(record["query"]) not in buckets or record["query"] in seen:
+            continue
+        seen.add(record["query"])
+        records.append(record)
+    return records
