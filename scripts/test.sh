@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# Set up a virtual environment (CPU torch from this machine's local wheel) and run the test suite.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+python3 -m venv .venv
+.venv/bin/python -m pip install -q --upgrade pip
+.venv/bin/python -m pip install -q torch==2.13.0          # CPU build; pyproject keeps a range
+.venv/bin/python -m pip install -q -e '.[test]'
+.venv/bin/python -m pytest -q "$@"
