@@ -376,3 +376,38 @@ def _check_ranges(cfg: Config, where: str) -> None:
         raise ConfigError(f"{where}: grpo.beta must be >= 0")
     if len(cfg.grpo.adam_betas) != 2:
         raise ConfigError(f"{where}: grpo.adam_betas must have two numbers")
+
+
+def describe_markdown(cfg_cls: type = Config) -> str:
+    """docs/config.md: every section and key with its type, default and docstring."""
+    out = [
+        "# Task config reference",
+        "",
+        "Task configs are TOML files (see `tasks/`). Every key is optional except `task.name` and",
+        "`model.name_or_path`; an unknown key, a wrong type or a missing value is an error naming the file and key.",
+        "Override any key on the command line with `--set section.key=value` (the value is read as TOML).",
+        "This page is generated from the config dataclasses: `python -m rlstruct.config > docs/config.md`.",
+        "",
+    ]
+    for section in dataclasses.fields(cfg_cls):
+        sub = typing.get_type_hints(cfg_cls)[section.name]
+        out += [f"## [{section.name}]", "", inspect.getdoc(sub) or "", "", "| key | type | default | meaning |", "| --- | --- | --- | --- |"]
+        docs = field_docs(sub)
+        default = sub()
+        hints = typing.get_type_hints(sub)
+        for f in dataclasses.fields(sub):
+            kind = str(hints[f.name]).replace("typing.", "").replace("<class '", "").replace("'>", "")
+            value = json_default(getattr(default, f.name))
+            out.append(f"| `{f.name}` | `{kind}` | `{value}` | {docs.get(f.name, '').replace('|', '/')} |")
+        out.append("")
+    return "\n".join(out)
+
+
+def json_default(value: Any) -> str:
+    import json
+
+    return json.dumps(value)
+
+
+if __name__ == "__main__":
+    print(describe_markdown())

@@ -34,7 +34,7 @@ from . import checkpoint as ckpt
 from .logprobs import completion_logprobs
 from .loss import group_advantages, policy_loss
 from .metrics import MetricsWriter, peak_memory_mb, reset_peak_memory, summarise_breakdowns
-from .model import frozen_reference, load_policy, pick_device, reference_mode
+from .model import frozen_reference, load_policy, pick_device, quiet_transformers, reference_mode
 from .rollout import Rollout, generate, render_prompt
 
 
@@ -121,6 +121,8 @@ def train(
     g = cfg.grpo
     output_dir.mkdir(parents=True, exist_ok=True)
     seed_everything(cfg.run.seed)
+    if cfg.run.quiet or not progress:
+        quiet_transformers()
 
     # Data first, then reward workers (forked while the process is small), then the model.
     records = load_records(task, cfg.task.source, cfg.task.train_split, cfg.task.train_limit, cfg.task.data_seed)

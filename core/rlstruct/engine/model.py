@@ -36,6 +36,13 @@ def pick_dtype(name: str, device: torch.device) -> torch.dtype:
     return {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[name]
 
 
+def quiet_transformers() -> None:
+    """Silence transformers' own progress bars (weight loading, shard writing) for log-friendly output."""
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+
+
 def load_tokenizer(name_or_path: str, trust_remote_code: bool = False):
     """Tokenizer with left padding (generation) and a pad token."""
     from transformers import AutoTokenizer

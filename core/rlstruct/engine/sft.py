@@ -13,7 +13,7 @@ from ..config import Config
 from ..data import load_records
 from ..task import Task
 from .grpo import seed_everything
-from .model import load_policy, pick_device
+from .model import load_policy, pick_device, quiet_transformers
 from .rollout import render_prompt
 
 
@@ -48,6 +48,8 @@ def _collate(batch, pad_id: int, device) -> tuple[torch.Tensor, torch.Tensor, to
 def sft(cfg: Config, task: Task, output_dir: Path, progress: bool = True) -> dict[str, Any]:
     """Fine-tune on reference completions; save the (merged) model to ``output_dir``."""
     seed_everything(cfg.run.seed)
+    if cfg.run.quiet or not progress:
+        quiet_transformers()
     records = load_records(task, cfg.task.source, cfg.task.train_split, cfg.task.train_limit, cfg.task.data_seed)
     device = pick_device(cfg.run.device)
     model, tokenizer = load_policy(cfg.model, device, train=True)
