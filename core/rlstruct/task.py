@@ -20,6 +20,7 @@ Component code should still be defensive: it receives untrusted model output.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Mapping, NamedTuple
 
@@ -54,6 +55,23 @@ class Prompt:
 
     messages: list[dict[str, str]]
     tools: list[dict[str, Any]] | None = None
+
+    TOOLS_HEADER: ClassVar[str] = "Available tools (JSON):"
+
+    def inline_tools(self) -> list[dict[str, str]]:
+        """The messages with the tool definitions folded into the system message, one JSON per line.
+
+        Used for chat templates without a tools slot (and by the TRL integration, whose prompts share
+        one trainer-wide tools list): appended to the first system message, or a new one.
+        """
+        messages = [{"role": str(m["role"]), "content": str(m["content"])} for m in self.messages]
+        if self.tools:
+            block = self.TOOLS_HEADER + "\n" + "\n".join(json.dumps(t, ensure_ascii=False) for t in self.tools)
+            if messages and messages[0]["role"] == "system":
+                messages[0]["content"] = f"{messages[0]['content']}\n\n{block}"
+            else:
+                messages.insert(0, {"role": "system", "content": block})
+        return messages
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,6 @@ KV cache, a serving engine) without touching the loss code: everything downstrea
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 
 import torch
@@ -27,11 +26,7 @@ def render_prompt(tokenizer, prompt: Prompt) -> str:
         if "tools" in template:
             kwargs["tools"] = prompt.tools
         else:
-            block = "Available tools (JSON):\n" + "\n".join(json.dumps(t) for t in prompt.tools)
-            if messages and messages[0]["role"] == "system":
-                messages[0]["content"] = f"{messages[0]['content']}\n\n{block}"
-            else:
-                messages.insert(0, {"role": "system", "content": block})
+            messages = prompt.inline_tools()
     return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True, **kwargs)
 
 
