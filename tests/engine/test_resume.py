@@ -71,6 +71,12 @@ def test_saved_models_load_with_plain_from_pretrained(tiny_model_dir, toy_task, 
     assert model(ids).logits.shape[-1] == base.config.vocab_size
     kept = ckpt.list_checkpoints(tmp_path / "run" / "checkpoints")
     assert [p.name for p in kept] == ["step-000002"]
+    # `rlstruct eval` loads an adapter directory by merging it into its base model
+    from rlstruct.engine.model import load_for_inference
+
+    merged, _ = load_for_inference(str(final), torch.device("cpu"))
+    with torch.no_grad():
+        assert torch.allclose(merged(ids).logits, model(ids).logits, atol=1e-4)
 
 
 KILL_SCRIPT = textwrap.dedent(
