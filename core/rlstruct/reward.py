@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import traceback
 from dataclasses import dataclass, field
-from typing import Any, Iterator, Mapping
+from typing import Any, Iterable, Iterator, Mapping
 
 from .safety import clamp01
 from .task import COMPONENTS, Record, RewardComponent, Task
@@ -124,36 +124,38 @@ def _describe(exc: BaseException) -> str:
 
 
 def iter_components(
-    task: Task, spec: RewardSpec, record: Record, completion: str, start: int = 0
+    task: Task, spec: RewardSpec, record: Record, completion: str, skip: Iterable[int] = ()
 ) -> Iterator[tuple[str, float, str | None]]:
-    """Yield ``(name, score, error)`` for every component in order, from index ``start``.
+    """Yield ``(name, score, error)`` for every component in order (``spec.names``).
 
-    Hierarchical components after a 0 are yielded as 0 without being run (gating). ``start`` may
-    only point at an extra component (the sandbox resumes there after a time-out).
+    Hierarchical components after a 0 are yielded as 0 without being run (gating). Components
+    whose index is in ``skip`` (stopped by the sandbox's time bound on an earlier try) are yielded
+    as 0 without being run; the sandbox records why.
     """
-    names = spec.names
-    if start < len(COMPONENTS):
-        parsed: Any = None
-        gate_open = True
-        for name in COMPONENTS:
-            if not gate_open:
-                yield name, 0.0, None
-                continue
-            try:
-                if name == "structure":
-                    result = task.structure(record, completion)
-                    score, parsed = (result.score, result.value) if isinstance(result, tuple) else (result, None)
-                else:
-                    score = getattr(task, name)(record, parsed)
-                score = clamp01(score)
-                error = None
-            except (Exception, RecursionError, MemoryError) as exc:  # untrusted input: never propagate
-                score, error = 0.0, _describe(exc)
-            gate_open = score > 0.0
-            yield name, score, error
-        start = len(COMPONENTS)
-    for index in range(start, len(names)):
-        term = spec.extras[index - len(COMPONENTS)]
+    skip = set(skip)
+    parsed: Any = None
+    gate_open = True
+    for index, name in enumerate(COMPONENTS):
+        if not gate_open or index in skip:
+            gate_open = False
+            yield name, 0.0, None
+            continue
+        try:
+            if name == "structure":
+                result = task.structure(record, completion)
+                score, parsed = (result.score, result.value) if isinstance(result, tuple) else (result, None)
+            else:
+                score = getattr(task, name)(record, parsed)
+            score = clamp01(score)
+            error = None
+        except (Exception, RecursionError, MemoryError) as exc:  # untrusted input: never propagate
+            score, error = 0.0, _describe(exc)
+        gate_open = score > 0.0
+        yield name, score, error
+    for index, term in enumerate(spec.extras, start=len(COMPONENTS)):
+        if index in skip:
+            yield term.component.name, 0.0, None
+            continue
         try:
             yield term.component.name, clamp01(term.component.score(record, completion, term.params)), None
         except (Exception, RecursionError, MemoryError) as exc:

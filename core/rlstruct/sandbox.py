@@ -25,12 +25,11 @@ import sys
 import time
 from dataclasses import dataclass
 from multiprocessing.connection import Connection, Pipe, wait
+from multiprocessing.sharedctypes import RawArray
 from typing import Sequence
 
 from .reward import Breakdown, RewardSpec, combine, iter_components, score_inline
-from .task import COMPONENTS, Record, Task
-
-DONE = "__done__"
+from .task import Record, Task
 
 
 @dataclass(frozen=True)
@@ -61,7 +60,13 @@ def _set_memory_limit(memory_mb: int) -> None:
         pass
 
 
-def _worker_main(conn: Connection, task: Task, spec: RewardSpec, memory_mb: int) -> None:
+# Shared progress slots (doubles): what a worker is computing right now, read by the parent to
+# enforce per-component deadlines without a message per component.
+_POS, _COMP, _START = 0, 1, 2
+_IDLE = -1.0
+
+
+def _worker_main(conn: Connection, progress, task: Task, spec: RewardSpec, memory_mb: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and kills us
     _set_memory_limit(memory_mb)
     while True:
@@ -71,15 +76,29 @@ def _worker_main(conn: Connection, task: Task, spec: RewardSpec, memory_mb: int)
             return
         if job is None:
             return
-        record, completion, start = job
-        for item in iter_components(task, spec, record, completion, start):
-            conn.send(item)
-        conn.send(DONE)
+        results = []
+        for pos, (record, completion, skip) in enumerate(job):
+            progress[_POS] = pos
+            items = []
+            components = iter_components(task, spec, record, completion, skip=skip)
+            index = 0
+            while True:
+                progress[_COMP], progress[_START] = index, time.monotonic()
+                try:
+                    items.append(next(components))
+                except StopIteration:
+                    break
+                index += 1
+            results.append(items)
+        progress[_COMP] = _IDLE
+        conn.send(results)  # one message per job, not per component
 
 
 class _Worker:
     def __init__(self, task: Task, spec: RewardSpec, memory_mb: int) -> None:
         parent, child = Pipe(duplex=True)
+        self.progress = RawArray("d", 3)  # shared memory, inherited by the fork
+        self.progress[_COMP] = _IDLE
         # Flush so buffered output is not written twice (once by the child at exit).
         sys.stdout.flush()
         sys.stderr.flush()
@@ -88,7 +107,7 @@ class _Worker:
             parent.close()
             code = 0
             try:
-                _worker_main(child, task, spec, memory_mb)
+                _worker_main(child, self.progress, task, spec, memory_mb)
             except BaseException:  # noqa: BLE001 - never return into the parent's code
                 code = 1
             finally:
@@ -96,12 +115,23 @@ class _Worker:
         child.close()
         self.pid, self.conn = pid, parent
 
+    def running(self) -> tuple[int, int, float] | None:
+        """(position in job, component index, start time) of the component being computed, or None."""
+        comp = self.progress[_COMP]
+        if comp == _IDLE:
+            return None
+        return int(self.progress[_POS]), int(comp), self.progress[_START]
+
     def kill(self) -> None:
         try:
             os.kill(self.pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
-        self._reap()
+        try:
+            os.waitpid(self.pid, 0)
+        except ChildProcessError:
+            pass
+        self.conn.close()
 
     def close(self) -> None:
         try:
@@ -116,31 +146,26 @@ class _Worker:
             time.sleep(0.01)
         self.kill()
 
-    def _reap(self) -> None:
-        try:
-            os.waitpid(self.pid, 0)
-        except ChildProcessError:
-            pass
-        self.conn.close()
-
 
 @dataclass
-class _Job:
+class _Item:
     index: int
     record: Record
     completion: str
-    components: dict[str, float]
-    errors: dict[str, str]
+    skip: dict[int, str]  # component index -> why it was stopped (time-out or crash)
     timeouts: list[str]
-    next_name: int = 0  # index into spec.names of the component we wait for
-    deadline: float = 0.0
+    unexplained_crashes: int = 0
 
 
 class RewardPool:
     """Scores completions for one task and reward spec, in parallel, with bounded components.
 
     Use as a context manager; :meth:`score` is safe to call from any thread (one call at a time).
+    Work goes to workers in jobs of several completions and comes back in one message per job;
+    the per-component deadline is read from shared memory, so it costs no message.
     """
+
+    max_job_size = 16
 
     def __init__(self, task: Task, spec: RewardSpec, limits: SandboxLimits | None = None) -> None:
         self.task, self.spec = task, spec
@@ -175,86 +200,80 @@ class RewardPool:
         if not self._idle:
             self._idle = [self._spawn() for _ in range(self.limits.workers)]
         names = self.spec.names
-        pending = [
-            _Job(i, records[i], completions[i], {}, {}, []) for i in range(len(records))
-        ][::-1]
+        todo = [_Item(i, records[i], completions[i], {}, []) for i in range(len(records))][::-1]
         results: list[Breakdown | None] = [None] * len(records)
-        busy: dict[Connection, tuple[_Worker, _Job]] = {}
+        busy: dict[Connection, tuple[_Worker, list[_Item]]] = {}
+        job_size = max(1, min(self.max_job_size, -(-len(records) // self.limits.workers)))
 
-        def start(worker: _Worker, job: _Job) -> None:
+        def start(worker: _Worker, job: list[_Item]) -> None:
+            payload = [(it.record, it.completion, tuple(it.skip)) for it in job]
             try:
-                worker.conn.send((job.record, job.completion, job.next_name))
-            except (OSError, BrokenPipeError):
+                worker.conn.send(payload)
+            except (OSError, BrokenPipeError):  # died while idle: replace it
                 worker.kill()
                 worker = self._spawn()
-                worker.conn.send((job.record, job.completion, job.next_name))
-            job.deadline = time.monotonic() + self.limits.timeout_s
+                worker.conn.send(payload)
             busy[worker.conn] = (worker, job)
 
-        def finish(job: _Job) -> None:
-            for name in names:
-                job.components.setdefault(name, 0.0)
-            results[job.index] = Breakdown(
-                reward=combine(self.spec, job.components),
-                components={n: job.components[n] for n in names},
-                errors=job.errors,
-                timeouts=job.timeouts,
+        def finish(item: _Item, scored: list[tuple[str, float, str | None]]) -> None:
+            components, errors = {}, {}
+            for name, value, error in scored:
+                components[name] = value
+                if error:
+                    errors[name] = error
+            for index, why in item.skip.items():
+                errors[names[index]] = why
+            results[item.index] = Breakdown(
+                reward=combine(self.spec, components),
+                components={n: components.get(n, 0.0) for n in names},
+                errors=errors,
+                timeouts=item.timeouts,
             )
 
-        def fail_current(job: _Job, message: str) -> None:
-            """The component we waited for failed hard: score it 0 and skip to the next extra."""
-            name = names[job.next_name]
-            job.components[name] = 0.0
-            job.errors[name] = message
-            if job.next_name < len(COMPONENTS):  # gated: the rest of the hierarchy is 0
-                for later in COMPONENTS[job.next_name + 1 :]:
-                    job.components[later] = 0.0
-                job.next_name = len(COMPONENTS)
-            else:
-                job.next_name += 1
+        def fail(worker: _Worker, job: list[_Item], why: str, timed_out: bool) -> None:
+            """Kill the worker; mark the running component; re-queue the job (its results are lost)."""
+            where = worker.running()
+            worker.kill()
+            self._idle.append(self._spawn())
+            if where is not None and where[0] < len(job) and where[1] < len(names):
+                item = job[where[0]]
+                item.skip[where[1]] = why
+                if timed_out:
+                    item.timeouts.append(names[where[1]])
+                todo.extend(reversed(job))
+                return
+            # Died outside any component (e.g. sending results): retry once, then give up on the job.
+            for item in job:
+                item.unexplained_crashes += 1
+                if item.unexplained_crashes >= 2:
+                    item.skip = {i: why for i in range(len(names))}
+                    finish(item, [])
+                else:
+                    todo.append(item)
 
-        while pending or busy:
-            while pending and self._idle:
-                start(self._idle.pop(), pending.pop())
+        while todo or busy:
+            while todo and self._idle:
+                job = [todo.pop() for _ in range(min(job_size, len(todo)))]
+                start(self._idle.pop(), job)
             now = time.monotonic()
-            timeout = max(0.0, min(job.deadline for _, job in busy.values()) - now)
-            for conn in wait(list(busy), timeout=timeout):
+            deadlines = [w.running() for w, _ in busy.values()]
+            wait_s = min((r[2] + self.limits.timeout_s - now for r in deadlines if r), default=0.05)
+            for conn in wait(list(busy), timeout=max(0.0, min(wait_s, 0.05))):
                 worker, job = busy.pop(conn)  # type: ignore[index]
                 try:
-                    item = conn.recv()
+                    scored_job = conn.recv()
                 except (EOFError, OSError):
                     self.crashes += 1
-                    worker.kill()
-                    fail_current(job, "worker process died (out of memory or a crash in native code)")
-                    self._requeue(job, pending, finish, len(names))
-                    self._idle.append(self._spawn())
+                    fail(worker, job, "worker process died (out of memory or a crash in native code)", False)
                     continue
-                if item == DONE:
-                    finish(job)
-                    self._idle.append(worker)
-                    continue
-                name, value, error = item
-                job.components[name] = value
-                if error:
-                    job.errors[name] = error
-                job.next_name = names.index(name) + 1
-                job.deadline = time.monotonic() + self.limits.timeout_s
-                busy[conn] = (worker, job)
+                for item, scored in zip(job, scored_job):
+                    finish(item, scored)
+                self._idle.append(worker)
             now = time.monotonic()
             for conn, (worker, job) in list(busy.items()):
-                if now >= job.deadline:
+                where = worker.running()
+                if where is not None and now - where[2] > self.limits.timeout_s:
                     del busy[conn]
                     self.timeouts += 1
-                    worker.kill()
-                    job.timeouts.append(names[job.next_name])
-                    fail_current(job, f"timeout: took over {self.limits.timeout_s:g} s")
-                    self._requeue(job, pending, finish, len(names))
-                    self._idle.append(self._spawn())
+                    fail(worker, job, f"timeout: took over {self.limits.timeout_s:g} s", True)
         return [r for r in results if r is not None]
-
-    @staticmethod
-    def _requeue(job: _Job, pending: list[_Job], finish, total: int) -> None:
-        if job.next_name >= total:
-            finish(job)
-        else:
-            pending.append(job)
