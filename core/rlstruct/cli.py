@@ -164,6 +164,8 @@ def cmd_score(args: argparse.Namespace) -> int:
     task = _task(pm, args.task)
     weights, extras = {}, {}
     timeout, workers, memory = args.timeout, args.workers, 1024
+    if workers is None:
+        workers = 2
     if args.config:
         from .config import ConfigError, load_config
 
@@ -173,6 +175,7 @@ def cmd_score(args: argparse.Namespace) -> int:
             raise CLIError(str(exc)) from None
         weights, extras = cfg.reward.weights, cfg.reward.extras
         memory = cfg.reward.memory_mb
+        workers = args.workers if args.workers is not None else cfg.reward.workers
         timeout = timeout if timeout is not None else cfg.reward.timeout_s
     try:
         spec = RewardSpec.build(task, pm.rewards, weights, extras, where=f"{args.config}: reward" if args.config else "reward")
@@ -262,7 +265,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", metavar="OUT.jsonl", help="write here instead of stdout")
     p.add_argument("--config", help="take reward weights, extra components and bounds from this task config")
     p.add_argument("--timeout", type=float, default=None, help="seconds one component may take (default 2)")
-    p.add_argument("--workers", type=int, default=2, help="scoring processes (0: inline, unbounded)")
+    p.add_argument("--workers", type=int, default=None, help="scoring processes (default: the config's reward.workers, else 2; 0: inline, unbounded)")
 
     train_help = "Train a policy with GRPO from a task config."
     p = add("train", cmd_train, train_help, epilog="Config keys:\n" + describe(), formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -289,7 +289,7 @@ def from_dict(data: Mapping[str, Any], where: str = "<config>", cls: type = Conf
         dotted = f"{prefix}{key}"
         if key not in hints:
             close = difflib.get_close_matches(key, names, n=1)
-            hint = f" (did you mean {prefix}{close[0]!r}?)" if close else f" (known: {', '.join(names)})"
+            hint = f" (did you mean {prefix + close[0]!r}?)" if close else f" (known: {', '.join(names)})"
             raise ConfigError(f"{where}: unknown key {dotted!r}{hint}")
         hint = hints[key]
         if dataclasses.is_dataclass(hint):

@@ -59,7 +59,10 @@ def _rows_from_file(path: Path, split: str) -> Iterator[tuple[str, Any]]:
     elif path.suffix == ".parquet":
         import datasets
 
-        table = datasets.load_dataset("parquet", data_files=str(path), split="train")
+        try:
+            table = datasets.load_dataset("parquet", data_files=str(path), split="train")
+        except Exception as exc:  # corrupt or not parquet at all
+            raise DataError(f"{path}: could not read parquet: {type(exc).__name__}: {exc}") from None
         for index, row in enumerate(table):
             yield f"{path}[row {index}]", row
     else:
@@ -93,7 +96,10 @@ def load_records(
         raise DataError(f"limit must be >= 0, got {limit}")
     if source == "synthetic":
         size = task.synthetic_size if limit is None else limit
-        records = task.synthetic(split, size, seed)
+        try:
+            records = task.synthetic(split, size, seed)
+        except (ValueError, NotImplementedError) as exc:  # unknown split, no generator
+            raise DataError(f"task {task.name!r}, synthetic split {split!r}: {exc}") from None
         return [_checked(task, r, f"{task.name} synthetic[{i}]") for i, r in enumerate(records)]
     if source == "hf":
         if not task.hf_dataset:

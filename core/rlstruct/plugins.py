@@ -91,12 +91,20 @@ class PluginManager:
         allow, block = _env_names(ALLOW_ENV), _env_names(BLOCK_ENV) or set()
         seen: set[tuple[str, str]] = set()
         for ep in sorted(importlib.metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
-            if (ep.name, ep.value) in seen or ep.name in self._infos:
+            if (ep.name, ep.value) in seen:
                 continue  # the same distribution visible twice on sys.path
             seen.add((ep.name, ep.value))
             if ep.name in block or (allow is not None and ep.name not in allow):
                 continue
             dist = getattr(ep, "dist", None)
+            if ep.name in self._infos:  # another distribution already uses this entry point name
+                first = self._infos[ep.name]
+                other = f"{dist.name} {dist.version}" if dist else ep.value
+                first.error = (
+                    f"duplicate entry point name {ep.name!r}: used by both {_describe_plugin(first)} "
+                    f"and {other} ({ep.value}); uninstall one"
+                )
+                continue
             info = PluginInfo(
                 name=ep.name,
                 module=ep.value,
@@ -136,6 +144,13 @@ class PluginManager:
             self._pm.register(plugin, name=info.name)
         except Exception as exc:  # pluggy validates hook names and signatures here
             info.error = f"invalid plugin: {_short_error(exc)}"
+        else:  # pluggy accepts implementations of hooks it does not know (a misspelled name)
+            unknown = sorted(c.name for c in self._pm.get_hookcallers(plugin) or [] if not c.has_spec())
+            if unknown:
+                self._pm.unregister(name=info.name)
+                info.error = (
+                    f"invalid plugin: unknown hook {', '.join(unknown)} (hooks are: {', '.join(hook_names())})"
+                )
         self._dirty = True
 
     # -- collecting ---------------------------------------------------------------------------------
@@ -155,7 +170,7 @@ class PluginManager:
 
     def _call_each(self, hook_name: str, kind: type, table: dict[str, Any], what: str) -> None:
         caller = getattr(self._pm.hook, hook_name)
-        for impl in reversed(caller.get_hookimpls()):  # registration order
+        for impl in caller.get_hookimpls():  # registration order
             info = self._infos.get(impl.plugin_name)
             if info is None or (info.error and not info.error.startswith("conflict")):
                 continue
