@@ -221,8 +221,8 @@ def _normalize_schema(node: Any, depth: int = 0) -> tuple[dict[str, Any], int]:
         out.update(fragment)
     if node.get("nullable") is True and out:
         out = _with_null(out)
-    for key in _KEPT_KEYWORDS:
-        if key in node:
+    for key in node:  # the document's own key order: iterating the set would depend on PYTHONHASHSEED
+        if key in _KEPT_KEYWORDS:
             out[key] = node[key]
     if isinstance(out.get("required"), list):
         out["required"] = [name for name in dict.fromkeys(out["required"]) if isinstance(name, str)]
