@@ -23,7 +23,7 @@ from referencing.exceptions import Unresolvable
 
 from rlstruct import Parsed, Prompt, RecordError, Task
 
-from .completion import parse_completion
+from .completion import checked_record, parse_completion
 from .schema_credit import (
     SchemaValidator,
     embedded_ids,
@@ -94,14 +94,9 @@ class JsonSchemaTask(Task):
     # -- data ---------------------------------------------------------------------------------
     def normalize_record(self, raw: Mapping[str, Any]) -> dict[str, Any]:
         """Check ``prompt``, parse and check ``schema``, check ``reference`` against it if present."""
-        if not isinstance(raw, Mapping):
-            raise RecordError(f"record: expected an object, got {type(raw).__name__}")
-        prompt = raw.get("prompt")
-        if not isinstance(prompt, str) or not prompt.strip():
-            raise RecordError("prompt: missing or not a non-empty string")
-        if "schema" not in raw:
+        record = checked_record(raw)
+        if "schema" not in record:
             raise RecordError("schema: missing (a JSON Schema object is required)")
-        record = dict(raw)
         record["schema"] = schema = parse_schema(raw["schema"])
         if has_reference(record):
             reference = record["reference"]

@@ -16,7 +16,7 @@ from typing import Any, ClassVar, Mapping
 
 from rlstruct import Parsed, Prompt, RecordError, Task
 
-from .completion import parse_completion
+from .completion import checked_record, parse_completion
 from .recipe_schema import RECIPE_SCHEMA, schema_summary
 from .recipe_scoring import content_score, validity_score
 from .recipe_synthetic import synthetic_recipes
@@ -46,20 +46,16 @@ class JsonRecipesTask(Task):
     # -- data ---------------------------------------------------------------------------------
     def normalize_record(self, raw: Mapping[str, Any]) -> dict[str, Any]:
         """Check ``prompt`` (non-empty text) and ``reference`` (a recipe valid under the schema)."""
-        if not isinstance(raw, Mapping):
-            raise RecordError(f"record: expected an object, got {type(raw).__name__}")
-        prompt = raw.get("prompt")
-        if not isinstance(prompt, str) or not prompt.strip():
-            raise RecordError("prompt: missing or not a non-empty string")
-        if "reference" not in raw:
+        record = checked_record(raw)
+        if "reference" not in record:
             raise RecordError("reference: missing (a recipe object is required)")
-        reference = raw["reference"]
+        reference = record["reference"]
         if not isinstance(reference, dict):
             raise RecordError(f"reference: expected a recipe object, got {type(reference).__name__}")
         problem = first_error(RECIPE_SCHEMA, reference, root="reference")
         if problem is not None:
             raise RecordError(f"{problem} (reference does not match the recipe schema)")
-        return dict(raw)
+        return record
 
     def synthetic(self, split: str, size: int, seed: int) -> list[dict[str, Any]]:
         """Seeded recipes composed from the built-in vocabulary (splits never share a prompt)."""
