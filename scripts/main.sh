@@ -3,7 +3,7 @@
 # warm-start it with SFT on the task's reference completions, train it with GRPO, evaluate it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-CONFIG=${1:-tasks/gsm8k-json-tiny.toml}
+CONFIG=${1:-tasks/json-recipes-tiny.toml}
 python3 -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
 .venv/bin/python -m pip install -q torch==2.13.0
@@ -13,6 +13,10 @@ TASK=$(.venv/bin/python -c "import sys; from rlstruct.config import load_config;
 OUT=$(.venv/bin/python -c "import sys; from rlstruct.config import load_config; print(load_config(sys.argv[1]).run.output_dir)" "$CONFIG")
 $RL tiny-model ".tiny/$TASK" --task "$TASK"
 $RL sft "$CONFIG" --set "model.name_or_path=\".tiny/$TASK\"" --output-dir "$OUT-sft"
-echo "== SFT baseline (the fixed protocol of [eval] in $CONFIG) =="
-$RL eval --model "$OUT-sft" --task "$TASK" --config "$CONFIG" --limit 32
-$RL train "$CONFIG" --set "model.name_or_path=\"$OUT-sft\""
+echo "== SFT baseline, greedy, then sampled (the [eval] protocol of $CONFIG) =="
+$RL eval --model "$OUT-sft" --task "$TASK" --config "$CONFIG"
+$RL eval --model "$OUT-sft" --task "$TASK" --config "$CONFIG" --sample
+echo "== GRPO from the SFT model (held-out greedy evaluation at the end) =="
+$RL train "$CONFIG" --set "model.name_or_path=\"$OUT-sft\"" --set run.quiet=true
+echo "== after GRPO, sampled =="
+$RL eval --model "$OUT/final" --task "$TASK" --config "$CONFIG" --sample
