@@ -11,6 +11,10 @@ python3 -m venv .venv
 RL=.venv/bin/rlstruct
 TASK=$(.venv/bin/python -c "import sys; from rlstruct.config import load_config; print(load_config(sys.argv[1]).task.name)" "$CONFIG")
 OUT=$(.venv/bin/python -c "import sys; from rlstruct.config import load_config; print(load_config(sys.argv[1]).run.output_dir)" "$CONFIG")
+if [ -e "$OUT" ] || [ -e "$OUT-sft" ]; then  # the demo starts over; `rlstruct train` itself never overwrites a run
+  echo "main.sh: removing $OUT and $OUT-sft from an earlier main.sh run"
+  rm -rf "$OUT" "$OUT-sft"
+fi
 $RL tiny-model ".tiny/$TASK" --task "$TASK"
 $RL sft "$CONFIG" --set "model.name_or_path=\".tiny/$TASK\"" --output-dir "$OUT-sft"
 echo "== SFT baseline, greedy, then sampled (the [eval] protocol of $CONFIG) =="

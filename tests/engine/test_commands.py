@@ -53,6 +53,16 @@ def test_train_writes_a_complete_run_directory(gsm_model, tmp_path, capsys):
     assert result["n"] == 3
     assert all(0.0 <= result[k] <= 1.0 for k in ("structure", "format", "content", "validity", "structure_mean"))
 
+    # a fresh run pointed at the same directory is refused: it would mix two runs' checkpoints
+    before = (out / "config.toml").read_text()
+    args = ["train", str(ROOT / "tasks" / "gsm8k-json-tiny.toml"), *_overrides(gsm_model, out), "--set", "grpo.steps=3"]
+    assert cli.main(args) == 1
+    assert "--resume" in capsys.readouterr().err
+    assert (out / "config.toml").read_text() == before
+    # ... while --resume continues it (one more step)
+    assert cli.main([*args, "--resume", str(out)]) == 0
+    assert [json.loads(l)["step"] for l in (out / "metrics.jsonl").read_text().splitlines()] == [1, 2, 3]
+
 
 @pytest.mark.slow
 def test_sft_lowers_the_loss_and_saves_a_loadable_model(gsm_model, tmp_path, capsys):

@@ -27,7 +27,7 @@ def _prepare(config_path: str, overrides: list[str]):
 
 
 def train_command(args: argparse.Namespace) -> int:
-    from .grpo import TrainingStopped, train, write_resolved_config
+    from .grpo import RunDirectoryInUse, TrainingStopped, ensure_fresh_or_resumed, train, write_resolved_config
 
     overrides = list(args.overrides)
     if args.output_dir:
@@ -35,10 +35,11 @@ def train_command(args: argparse.Namespace) -> int:
     cfg, task, spec = _prepare(args.config, overrides)
     output_dir = Path(cfg.run.output_dir)
     resume = Path(args.resume) if args.resume else None
-    write_resolved_config(cfg, output_dir)
     try:
+        ensure_fresh_or_resumed(output_dir, resume)  # before config.toml is rewritten
+        write_resolved_config(cfg, output_dir)
         last = train(cfg, task, spec, output_dir, resume_from=resume)
-    except TrainingStopped as exc:
+    except (TrainingStopped, RunDirectoryInUse) as exc:
         print(f"rlstruct: error: {exc}", file=sys.stderr)
         return 1
     if last:

@@ -38,6 +38,10 @@ from .model import frozen_reference, load_policy, pick_device, quiet_transformer
 from .rollout import Rollout, generate, render_prompt
 
 
+class RunDirectoryInUse(FileExistsError):
+    """A fresh run was pointed at a run directory that already has checkpoints."""
+
+
 class TrainingStopped(RuntimeError):
     """The run stopped on purpose (too many non-finite losses in a row); the message says why."""
 
@@ -52,6 +56,15 @@ class TrainState:
     reward_errors_total: int = 0
     reward_timeouts_total: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
+
+
+def ensure_fresh_or_resumed(output_dir: Path, resume_from: Path | None) -> None:
+    """Refuse to start a fresh run over an earlier run's checkpoints (they would be mixed up)."""
+    if resume_from is None and ckpt.list_checkpoints(output_dir / "checkpoints"):
+        raise RunDirectoryInUse(
+            f"{output_dir} already holds checkpoints of an earlier run; continue it with "
+            f"--resume {output_dir}, or choose another --output-dir (nothing was overwritten)"
+        )
 
 
 def seed_everything(seed: int) -> None:
@@ -119,6 +132,7 @@ def train(
 ) -> dict[str, Any]:
     """Run GRPO as configured; returns the final metrics line. Writes everything under ``output_dir``."""
     g = cfg.grpo
+    ensure_fresh_or_resumed(output_dir, resume_from)
     output_dir.mkdir(parents=True, exist_ok=True)
     seed_everything(cfg.run.seed)
     if cfg.run.quiet or not progress:
