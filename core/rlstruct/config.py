@@ -103,7 +103,7 @@ class GRPOConfig:
     max_new_tokens: int = 256
     """Completion length cap; longer completions are truncated."""
     max_prompt_tokens: int = 512
-    """Prompts longer than this are cut from the left (an error is better: keep prompts short)."""
+    """Longest prompt in tokens; training stops with an error naming the record if a prompt is longer."""
     num_iterations: int = 1
     """Policy updates per rollout batch (>1 makes the importance ratio and clipping matter)."""
     epsilon_low: float = 0.2

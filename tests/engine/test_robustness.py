@@ -109,3 +109,12 @@ def test_config_error_stops_before_any_model_loads(tmp_path, monkeypatch, capsys
     assert "reward.weights.structur" in capsys.readouterr().err
 
     assert cli.main(["train", str(bad), "--set", "grpo.steps=2"]) == 1  # still the stepz error
+
+
+def test_prompt_longer_than_the_limit_is_an_error_not_a_silent_cut(tiny_model_dir, toy_task, tmp_path):
+    from rlstruct.engine.rollout import PromptTooLong
+
+    cfg = small_config(tiny_model_dir, tmp_path / "run", max_prompt_tokens=5)
+    with pytest.raises(PromptTooLong, match=r"grpo.max_prompt_tokens = 5, but 16 of 16 prompts"):
+        train(cfg, toy_task, spec_for(toy_task), tmp_path / "run", progress=False)
+    assert not (tmp_path / "run" / "metrics.jsonl").exists()

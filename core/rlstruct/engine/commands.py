@@ -28,6 +28,7 @@ def _prepare(config_path: str, overrides: list[str]):
 
 def train_command(args: argparse.Namespace) -> int:
     from .grpo import RunDirectoryInUse, TrainingStopped, ensure_fresh_or_resumed, train, write_resolved_config
+    from .rollout import PromptTooLong
 
     overrides = list(args.overrides)
     if args.output_dir:
@@ -39,7 +40,7 @@ def train_command(args: argparse.Namespace) -> int:
         ensure_fresh_or_resumed(output_dir, resume)  # before config.toml is rewritten
         write_resolved_config(cfg, output_dir)
         last = train(cfg, task, spec, output_dir, resume_from=resume)
-    except (TrainingStopped, RunDirectoryInUse) as exc:
+    except (TrainingStopped, RunDirectoryInUse, PromptTooLong) as exc:
         print(f"rlstruct: error: {exc}", file=sys.stderr)
         return 1
     if last:
@@ -98,8 +99,14 @@ def eval_command(args: argparse.Namespace) -> int:
     if args.max_new_tokens:
         cfg.eval.max_new_tokens = args.max_new_tokens
     spec = RewardSpec.build(task, pm.rewards, cfg.reward.weights, cfg.reward.extras)
-    summary = _evaluate_dir(args.model, cfg, task, spec, device=args.device, split=args.split,
-                            limit=args.limit, source=args.source, seed=args.seed)
+    from .rollout import PromptTooLong
+
+    try:
+        summary = _evaluate_dir(args.model, cfg, task, spec, device=args.device, split=args.split,
+                                limit=args.limit, source=args.source, seed=args.seed)
+    except PromptTooLong as exc:
+        print(f"rlstruct: error: {exc} (set it with --config)", file=sys.stderr)
+        return 1
     if args.json:
         print(json.dumps(summary))
     else:

@@ -14,7 +14,7 @@ import torch
 from ..reward import Breakdown, RewardSpec
 from ..sandbox import RewardPool
 from ..task import COMPONENTS, Record, Task
-from .rollout import generate, render_prompt
+from .rollout import check_prompt_lengths, generate, render_prompt
 
 
 def aggregate(breakdowns: Sequence[Breakdown], names: Sequence[str]) -> dict[str, Any]:
@@ -50,6 +50,7 @@ def evaluate(
     group = 1 if greedy else samples_per_prompt
     torch.manual_seed(seed)
     prompts = [render_prompt(tokenizer, task.build_prompt(r)) for r in records]
+    check_prompt_lengths(tokenizer, prompts, max_prompt_tokens)
     breakdowns: list[Breakdown] = []
     rows: list[dict[str, Any]] = []
     for start in range(0, len(records), batch_size):

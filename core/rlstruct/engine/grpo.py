@@ -35,7 +35,7 @@ from .logprobs import completion_logprobs
 from .loss import group_advantages, policy_loss
 from .metrics import MetricsWriter, peak_memory_mb, reset_peak_memory, summarise_breakdowns
 from .model import frozen_reference, load_policy, pick_device, quiet_transformers, reference_mode
-from .rollout import Rollout, generate, render_prompt
+from .rollout import Rollout, check_prompt_lengths, generate, render_prompt
 
 
 class RunDirectoryInUse(FileExistsError):
@@ -157,6 +157,7 @@ def train(
         if resume_from is not None:
             state = _resume(resume_from, model, optimizer, scheduler, cfg.model.lora)
         prompts = [render_prompt(tokenizer, task.build_prompt(r)) for r in records]
+        check_prompt_lengths(tokenizer, prompts, g.max_prompt_tokens)
         writer = MetricsWriter(output_dir, truncate_after=state.step)
         last: dict[str, Any] = {}
         bar = _progress_bar(g.steps, state.step, progress and not cfg.run.quiet)

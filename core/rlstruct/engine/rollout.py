@@ -14,6 +14,22 @@ import torch
 from ..task import Prompt
 
 
+class PromptTooLong(ValueError):
+    """A prompt exceeds grpo.max_prompt_tokens (it would otherwise be cut silently)."""
+
+
+def check_prompt_lengths(tokenizer, prompts: list[str], limit: int) -> None:
+    """Stop with a clear error rather than silently cutting prompts longer than ``limit`` tokens."""
+    lengths = [len(ids) for ids in tokenizer(prompts, add_special_tokens=False)["input_ids"]]
+    too_long = [(i, n) for i, n in enumerate(lengths) if n > limit]
+    if too_long:
+        index, n = max(too_long, key=lambda item: item[1])
+        raise PromptTooLong(
+            f"grpo.max_prompt_tokens = {limit}, but {len(too_long)} of {len(prompts)} prompts are longer "
+            f"(the longest, record {index}, has {n} tokens); raise the limit or shorten the prompts"
+        )
+
+
 def render_prompt(tokenizer, prompt: Prompt) -> str:
     """Apply the tokenizer's chat template. Tools go into the template's tools slot when it has
     one, else into the system message (prepended, or a new system message)."""
