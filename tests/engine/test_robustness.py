@@ -118,3 +118,15 @@ def test_prompt_longer_than_the_limit_is_an_error_not_a_silent_cut(tiny_model_di
     with pytest.raises(PromptTooLong, match=r"grpo.max_prompt_tokens = 5, but 16 of 16 prompts"):
         train(cfg, toy_task, spec_for(toy_task), tmp_path / "run", progress=False)
     assert not (tmp_path / "run" / "metrics.jsonl").exists()
+
+
+def test_missing_model_directory_is_a_clear_error_naming_the_key(tmp_path, capsys):
+    from rlstruct import cli
+
+    config = tmp_path / "c.toml"
+    config.write_text(f'[task]\nname = "gsm8k-json"\n[model]\nname_or_path = "{tmp_path}/no-model"\n[run]\noutput_dir = "{tmp_path}/run"\n')
+    assert cli.main(["train", str(config)]) == 1
+    err = capsys.readouterr().err
+    assert "model.name_or_path" in err and "no such directory" in err and "Traceback" not in err
+    assert cli.main(["eval", "--model", str(tmp_path), "--task", "gsm8k-json", "--limit", "1"]) == 1
+    assert "--model" in capsys.readouterr().err

@@ -16,6 +16,7 @@ from ..data import load_records
 from ..plugins import PluginManager
 from ..reward import RewardSpec
 from ..sandbox import RewardPool, SandboxLimits
+from .model import ModelNotFound
 
 
 def _prepare(config_path: str, overrides: list[str]):
@@ -40,7 +41,7 @@ def train_command(args: argparse.Namespace) -> int:
         ensure_fresh_or_resumed(output_dir, resume)  # before config.toml is rewritten
         write_resolved_config(cfg, output_dir)
         last = train(cfg, task, spec, output_dir, resume_from=resume)
-    except (TrainingStopped, RunDirectoryInUse, PromptTooLong) as exc:
+    except (TrainingStopped, RunDirectoryInUse, PromptTooLong, ModelNotFound) as exc:
         print(f"rlstruct: error: {exc}", file=sys.stderr)
         return 1
     if last:
@@ -60,7 +61,11 @@ def sft_command(args: argparse.Namespace) -> int:
 
     cfg, task, _ = _prepare(args.config, list(args.overrides))
     out = Path(args.output_dir or f"{cfg.run.output_dir}-sft")
-    result = sft(cfg, task, out)
+    try:
+        result = sft(cfg, task, out)
+    except ModelNotFound as exc:
+        print(f"rlstruct: error: {exc}", file=sys.stderr)
+        return 1
     print(f"sft: {result['steps']} steps on {result['examples']} examples, loss {result['loss_first']:.3f} -> {result['loss_last']:.3f}; model in {out}")
     return 0
 
@@ -104,8 +109,8 @@ def eval_command(args: argparse.Namespace) -> int:
     try:
         summary = _evaluate_dir(args.model, cfg, task, spec, device=args.device, split=args.split,
                                 limit=args.limit, source=args.source, seed=args.seed)
-    except PromptTooLong as exc:
-        print(f"rlstruct: error: {exc} (set it with --config)", file=sys.stderr)
+    except (PromptTooLong, ModelNotFound) as exc:
+        print(f"rlstruct: error: {exc}", file=sys.stderr)
         return 1
     if args.json:
         print(json.dumps(summary))

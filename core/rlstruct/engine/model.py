@@ -43,6 +43,21 @@ def quiet_transformers() -> None:
     hf_logging.disable_progress_bar()
 
 
+class ModelNotFound(ValueError):
+    """``model.name_or_path`` is neither a local model directory nor a reachable Hub model."""
+
+
+def check_model_source(name_or_path: str, key: str = "model.name_or_path") -> None:
+    """Fail early, naming the key, when a model cannot be found (before a long Hub traceback)."""
+    path = Path(name_or_path).expanduser()
+    looks_local = name_or_path.startswith((".", "/", "~")) or path.exists() or name_or_path.count("/") > 1
+    if looks_local:
+        if not path.is_dir():
+            raise ModelNotFound(f"{key} = {name_or_path!r}: no such directory")
+        if not ((path / "config.json").is_file() or (path / "adapter_config.json").is_file()):
+            raise ModelNotFound(f"{key} = {name_or_path!r}: not a model directory (no config.json or adapter_config.json)")
+
+
 def load_tokenizer(name_or_path: str, trust_remote_code: bool = False):
     """Tokenizer with left padding (generation) and a pad token."""
     from transformers import AutoTokenizer
@@ -63,6 +78,7 @@ def load_policy(cfg: ModelConfig, device: torch.device, train: bool = True):
     """Load model and tokenizer for training (LoRA-wrapped when ``cfg.lora``)."""
     from transformers import AutoModelForCausalLM
 
+    check_model_source(cfg.name_or_path)
     dtype = pick_dtype(cfg.dtype, device)
     tokenizer = load_tokenizer(cfg.name_or_path, cfg.trust_remote_code)
     model = AutoModelForCausalLM.from_pretrained(
@@ -100,6 +116,7 @@ def load_for_inference(path: str, device: torch.device, dtype_name: str = "auto"
     """Load a full model directory or a LoRA adapter directory (merged for speed) for generation."""
     from transformers import AutoModelForCausalLM
 
+    check_model_source(path, key="--model")
     dtype = pick_dtype(dtype_name, device)
     if is_adapter_dir(path):
         from peft import PeftModel
