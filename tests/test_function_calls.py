@@ -301,6 +301,8 @@ def test_synthetic_is_seeded_disjoint_and_varied():
     json.dumps(train)
     with pytest.raises(ValueError):
         TASK.synthetic("nonsense", 5, seed=1)
+    assert TASK.synthetic("eval", 5, seed=1) == TASK.synthetic("test", 5, seed=1)
+    assert TASK.synthetic("val", 5, seed=1) == TASK.synthetic("validation", 5, seed=1)
 
 
 # -- structure --------------------------------------------------------------------------------

@@ -13,10 +13,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from rlstruct.reward import RewardSpec, score_inline
+from rlstruct.splits import split_of
 from rlstruct.task import COMPONENTS, RecordError
 from rlstruct_gsm8k import Gsm8kJsonTask
 from rlstruct_gsm8k.numbers import canonical_number, last_number, number_value, parse_number_text
-from rlstruct_gsm8k.synthetic import split_of
 
 TASK = Gsm8kJsonTask()
 SPEC = RewardSpec.build(TASK, {})

@@ -157,7 +157,8 @@ def test_synthetic_is_seeded_and_splits_are_disjoint():
     assert not prompts["validation"] & prompts["test"]
     other_seed = {r["prompt"] for r in TASK.synthetic("test", 200, 99)}
     assert not other_seed & prompts["train"]
-    assert TASK.synthetic("eval", 5, 1) == TASK.synthetic("validation", 5, 1)
+    assert TASK.synthetic("eval", 5, 1) == TASK.synthetic("test", 5, 1)
+    assert TASK.synthetic("dev", 5, 1) == TASK.synthetic("validation", 5, 1)
     with pytest.raises(ValueError):
         TASK.synthetic("bogus", 5, 1)
 

@@ -4,20 +4,21 @@ The library (weather, currency conversion, calendar events, web search, math) is
 and rendered per record in one of the three accepted tool shapes (OpenAI, plain JSON Schema,
 xLAM), mixed within a record. Requests hold one to three calls (parallel calls may use the
 same tool twice); optional parameters are sometimes given and sometimes left out (then the
-expected call leaves them out too). A record belongs to a split by a hash of its query, so
-different splits never share a prompt.
+expected call leaves them out too). A record belongs to a split by a hash of its query (the
+shared scheme of :mod:`rlstruct.splits`), so different splits never share a prompt.
 """
 
 from __future__ import annotations
 
 import copy
-import hashlib
 import json
 import random
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-__all__ = ["LIBRARY", "ParamSpec", "ToolSpec", "SPLITS", "generate", "render_tool", "split_of"]
+from rlstruct.splits import generate_split
+
+__all__ = ["LIBRARY", "ParamSpec", "ToolSpec", "generate", "render_tool"]
 
 _MISSING = object()
 
@@ -224,19 +225,6 @@ _FRAGMENTS: list[Callable[[random.Random], Fragment]] = [
     _weather, _currency, _calendar, _search, _power, _mean, _gcd,
 ]
 
-SPLITS: dict[str, range] = {
-    "train": range(0, 8),
-    "validation": range(8, 9), "val": range(8, 9), "valid": range(8, 9), "dev": range(8, 9),
-    "test": range(9, 10), "eval": range(9, 10),
-}
-"""Hash buckets (0-9) of each split name: train 80 %, validation 10 %, test 10 %."""
-
-
-def split_of(query: str) -> int:
-    """The hash bucket (0-9) of a query; a record belongs to the split whose range holds it."""
-    return int(hashlib.sha256(query.encode("utf-8")).hexdigest()[:8], 16) % 10
-
-
 def _record(rng: random.Random) -> dict[str, Any]:
     count = rng.choices([1, 2, 3], weights=[50, 35, 15])[0]
     texts, answers, keys = [], [], set()
@@ -262,20 +250,4 @@ def _record(rng: random.Random) -> dict[str, Any]:
 
 def generate(split: str, size: int, seed: int) -> list[dict[str, Any]]:
     """``size`` raw records (tools in mixed raw shapes) for ``split``, seeded and deterministic."""
-    if split not in SPLITS:
-        raise ValueError(f"unknown split {split!r} (known: {', '.join(SPLITS)})")
-    buckets = SPLITS[split]
-    rng = random.Random(f"function-calls:{seed}:{split}")
-    records: list[dict[str, Any]] = []
-    seen: set[str] = set()
-    attempts = 0
-    while len(records) < size:
-        attempts += 1
-        if attempts > 100 * size + 10000:
-            raise RuntimeError(f"could not draw {size} distinct {split} records")
-        record = _record(rng)
-        if split_of(record["query"]) not in buckets or record["query"] in seen:
-            continue
-        seen.add(record["query"])
-        records.append(record)
-    return records
+    return generate_split("function-calls", split, size, seed, _record, key=lambda record: record["query"])

@@ -1,30 +1,22 @@
 """Seeded, offline GSM8K-style word problems with worked rationales.
 
-Each template draws its numbers from a ``random.Random`` seeded with ``"{seed}:{split}"`` and
-writes a question, a step-by-step rationale with GSM8K calculator annotations (``<<3*4=12>>``)
-and a final ``#### N`` line, in GSM8K's own record format ``{"question", "answer"}``.
+Each template draws its numbers from a ``random.Random`` and writes a question, a step-by-step
+rationale with GSM8K calculator annotations (``<<3*4=12>>``) and a final ``#### N`` line, in
+GSM8K's own record format ``{"question", "answer"}``.
 
-Splits never share a question: every candidate question is hashed and belongs to exactly one
-split (train 80 %, test 10 %, validation 10 %); a generator keeps only its own split's questions.
+Splits never share a question: the shared scheme of :mod:`rlstruct.splits` assigns each question
+to exactly one split by a hash of its text and seeds the draw with ``"gsm8k-json:{seed}:{split}"``.
 """
 
 from __future__ import annotations
 
-import hashlib
 import random
 from fractions import Fraction
 from typing import Callable
 
-from .numbers import canonical_number
+from rlstruct.splits import generate_split
 
-SPLIT_BUCKETS: dict[str, range] = {
-    "train": range(0, 80),
-    "test": range(80, 90),
-    "validation": range(90, 100),
-}
-"""Which hash buckets (of 100) of a question belong to each split."""
-SPLIT_ALIASES = {"eval": "test", "dev": "validation", "val": "validation", "valid": "validation"}
-"""Other split names accepted, and the split they mean."""
+from .numbers import canonical_number
 
 NAMES = [
     ("Ava", "she"), ("Ben", "he"), ("Carla", "she"), ("Dmitri", "he"), ("Elena", "she"),
@@ -188,17 +180,16 @@ TEMPLATES: list[Callable[[random.Random], Problem]] = [
 """Every problem template (shopping totals, rates, ages, splitting, percentages, savings, temperature)."""
 
 
-def split_of(question: str) -> str:
-    """The one split a question belongs to (by a stable hash of its text)."""
-    bucket = int(hashlib.sha256(question.encode("utf-8")).hexdigest()[:8], 16) % 100
-    return next(name for name, buckets in SPLIT_BUCKETS.items() if bucket in buckets)
-
-
 def _final_line(answer: Fraction, rng: random.Random) -> str:
     text = _num(answer)
     if answer.denominator == 1 and abs(answer) >= 1000 and rng.random() < 0.5:
         text = f"{answer.numerator:,}"  # like the released files: "#### 2,125"
     return f"#### {text}"
+
+
+def _record(rng: random.Random) -> dict[str, str]:
+    question, steps, answer = rng.choice(TEMPLATES)(rng)
+    return {"question": question, "answer": "\n".join([*steps, _final_line(answer, rng)])}
 
 
 def generate(split: str, size: int, seed: int) -> list[dict[str, str]]:
@@ -207,21 +198,4 @@ def generate(split: str, size: int, seed: int) -> list[dict[str, str]]:
     Deterministic in (split, size, seed); a larger ``size`` extends a smaller one. Raises
     ``ValueError`` for an unknown split name and ``RuntimeError`` if the templates run out.
     """
-    canonical = SPLIT_ALIASES.get(split, split)
-    if canonical not in SPLIT_BUCKETS:
-        known = ", ".join([*SPLIT_BUCKETS, *SPLIT_ALIASES])
-        raise ValueError(f"unknown split {split!r} (known: {known})")
-    rng = random.Random(f"{seed}:{canonical}")
-    records: list[dict[str, str]] = []
-    seen: set[str] = set()
-    attempts = 0
-    while len(records) < size:
-        attempts += 1
-        if attempts > 100 * size + 1000:
-            raise RuntimeError(f"could not generate {size} distinct {canonical} problems")
-        question, steps, answer = rng.choice(TEMPLATES)(rng)
-        if question in seen or split_of(question) != canonical:
-            continue
-        seen.add(question)
-        records.append({"question": question, "answer": "\n".join([*steps, _final_line(answer, rng)])})
-    return records
+    return generate_split("gsm8k-json", split, size, seed, _record, key=lambda record: record["question"])

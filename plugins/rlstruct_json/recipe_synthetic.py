@@ -7,7 +7,7 @@ import random
 from typing import Any
 
 from .recipe_data import FAMILIES, PROMPT_TEMPLATES, Family, Ingredient
-from .splits import generate_split
+from rlstruct.splits import generate_split
 
 MAX_SERVINGS = 8
 """Synthetic recipes serve 1 to this many people."""

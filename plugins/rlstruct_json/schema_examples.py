@@ -13,7 +13,7 @@ import datetime
 import random
 from typing import Any, Callable
 
-from .splits import generate_split
+from rlstruct.splits import generate_split
 
 CONTACT_SCHEMA: dict[str, Any] = {
     "title": "Contact card",

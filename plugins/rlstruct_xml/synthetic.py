@@ -5,27 +5,20 @@ rule, sum of quantity x unit price, for the model to compute); the reference is 
 and is valid under the built-in XSD. Records alternate at random between the two schemas.
 
 Splits are disjoint by construction: a prompt belongs to exactly one split, chosen by a hash of
-its text (:func:`split_of`); the generator draws candidates and keeps those of the asked split.
+its text (the shared scheme of :mod:`rlstruct.splits`); the generator draws candidates and keeps
+those of the asked split.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import random
 import unicodedata
 from decimal import Decimal
 from typing import Any
 
 from lxml import etree
-
-SPLIT_BUCKETS: dict[str, range] = {
-    "train": range(0, 80),
-    "validation": range(80, 90),
-    "test": range(90, 100),
-}
-"""Share of the hash space (out of 100) that each split owns."""
-SPLIT_ALIASES = {"valid": "validation", "dev": "validation", "eval": "validation"}
+from rlstruct.splits import generate_split
 
 _FIRST = ["Ada", "Alan", "Grace", "Edsger", "Barbara", "Donald", "Frances", "John", "Leslie",
           "Margaret", "Niklaus", "Radia", "Tim", "Shafi", "Judea", "Yoshua", "Andrew", "Hedy",
@@ -67,20 +60,6 @@ _PRODUCTS = ["USB-C cable", "Wireless mouse", "Mechanical keyboard", "27-inch mo
              "Ergonomic chair", "Whiteboard markers (pack of 12)", "A4 paper ream",
              "Label printer", "Coffee beans 1 kg", "Cable ties <100 pcs>"]
 _CURRENCIES = ["USD", "EUR", "GBP"]
-
-
-def split_of(prompt: str) -> str:
-    """The split that owns ``prompt`` (by a hash of its text)."""
-    bucket = int.from_bytes(hashlib.sha256(prompt.encode("utf-8")).digest()[:8], "big") % 100
-    return next(name for name, owned in SPLIT_BUCKETS.items() if bucket in owned)
-
-
-def canonical_split(split: str) -> str:
-    """``train``, ``validation`` or ``test`` (``valid``, ``dev``, ``eval`` mean ``validation``)."""
-    name = SPLIT_ALIASES.get(split, split)
-    if name not in SPLIT_BUCKETS:
-        raise ValueError(f"unknown split {split!r} (expected train, validation or test)")
-    return name
 
 
 def _ascii_slug(text: str) -> str:
@@ -248,16 +227,11 @@ def _purchase_order(rng: random.Random) -> tuple[str, str, str]:
     return "purchase-order", _order_prompt(order), _order_xml(order)
 
 
+def _record(rng: random.Random) -> dict[str, str]:
+    xsd, prompt, reference = (_bibliography if rng.random() < 0.5 else _purchase_order)(rng)
+    return {"prompt": prompt, "xsd": xsd, "reference": reference}
+
+
 def generate(split: str, size: int, seed: int) -> list[dict[str, str]]:
     """``size`` records ``{"prompt", "xsd", "reference"}`` for ``split``, seeded and deterministic."""
-    wanted = canonical_split(split)
-    rng = random.Random(f"xml-records:{seed}:{wanted}")
-    records: list[dict[str, str]] = []
-    seen: set[str] = set()
-    while len(records) < size:
-        xsd, prompt, reference = (_bibliography if rng.random() < 0.5 else _purchase_order)(rng)
-        if prompt in seen or split_of(prompt) != wanted:
-            continue
-        seen.add(prompt)
-        records.append({"prompt": prompt, "xsd": xsd, "reference": reference})
-    return records
+    return generate_split("xml-records", split, size, seed, _record)
