@@ -291,6 +291,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-new-tokens", type=int, default=None, help="completion length cap")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="device")
     p.add_argument("--json", action="store_true", help='print one JSON object {"n", "reward", "structure", ...}')
+    p.add_argument("-o", "--output", metavar="ROWS.jsonl", help="also write every completion with its reward breakdown")
 
     p = add("tiny-model", cmd_tiny_model, "Build a tiny Qwen2-shaped model with a locally trained tokenizer (offline).")
     p.add_argument("out", metavar="OUT_DIR", help="where to save it")

@@ -32,7 +32,7 @@ def _overrides(model: Path, out: Path) -> list[str]:
 def test_train_writes_a_complete_run_directory(gsm_model, tmp_path, capsys):
     out = tmp_path / "run"
     assert cli.main(["train", str(ROOT / "tasks" / "gsm8k-json-tiny.toml"), *_overrides(gsm_model, out)]) == 0
-    for name in ("config.toml", "metrics.jsonl", "samples.jsonl", "eval.json", "final"):
+    for name in ("config.toml", "metrics.jsonl", "samples.jsonl", "eval.json", "eval_samples.jsonl", "final"):
         assert (out / name).exists(), name
     resolved = load_config(out / "config.toml")
     assert resolved.grpo.steps == 2 and resolved.model.name_or_path == str(gsm_model)
@@ -45,8 +45,11 @@ def test_train_writes_a_complete_run_directory(gsm_model, tmp_path, capsys):
 
     # eval --json on the trained model: the documented keys, each a share in [0, 1]
     capsys.readouterr()
+    rows_file = tmp_path / "rows.jsonl"
     assert cli.main(["eval", "--model", str(out / "final"), "--task", "gsm8k-json", "--limit", "3",
-                     "--max-new-tokens", "8", "--json"]) == 0
+                     "--max-new-tokens", "8", "--json", "-o", str(rows_file)]) == 0
+    rows = [json.loads(l) for l in rows_file.read_text().splitlines()]
+    assert [r["index"] for r in rows] == [0, 1, 2] and all({"completion", "reward", "components"} <= set(r) for r in rows)
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     for key in ("n", "reward", "structure", "format", "content", "validity"):
         assert key in result

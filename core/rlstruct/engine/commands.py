@@ -50,7 +50,7 @@ def train_command(args: argparse.Namespace) -> int:
             f"structure {last['reward/structure']:.3f}; model in {output_dir / 'final'}"
         )
     if cfg.run.eval_at_end:
-        summary = _evaluate_dir(str(output_dir / "final"), cfg, task, spec)
+        summary = _evaluate_dir(str(output_dir / "final"), cfg, task, spec, rows_path=output_dir / "eval_samples.jsonl")
         (output_dir / "eval.json").write_text(json.dumps(summary, indent=2))
         _print_table(summary)
     return 0
@@ -71,7 +71,8 @@ def sft_command(args: argparse.Namespace) -> int:
 
 
 def _evaluate_dir(model_path: str, cfg: Config, task, spec, device: str | None = None, split: str | None = None,
-                  limit: int | None = None, source: str | None = None, seed: int | None = None) -> dict:
+                  limit: int | None = None, source: str | None = None, seed: int | None = None,
+                  rows_path: Path | None = None) -> dict:
     from .evaluate import evaluate
     from .model import load_for_inference, pick_device
 
@@ -82,13 +83,17 @@ def _evaluate_dir(model_path: str, cfg: Config, task, spec, device: str | None =
     limits = SandboxLimits(cfg.reward.timeout_s, cfg.reward.memory_mb, cfg.reward.workers)
     with RewardPool(task, spec, limits) as pool:
         model, tokenizer = load_for_inference(model_path, pick_device(device or cfg.run.device), cfg.model.dtype)
-        summary, _ = evaluate(
+        summary, rows = evaluate(
             model, tokenizer, task, spec, records, pool,
             greedy=cfg.eval.greedy, temperature=cfg.eval.temperature, samples_per_prompt=cfg.eval.samples_per_prompt,
             max_new_tokens=cfg.eval.max_new_tokens, max_prompt_tokens=cfg.grpo.max_prompt_tokens,
             batch_size=cfg.eval.batch_size, seed=cfg.run.seed,
         )
     summary["protocol"]["split"] = split or cfg.task.eval_split
+    if rows_path is not None:  # every completion with its breakdown, for looking at failures
+        with open(rows_path, "w", encoding="utf-8") as fh:
+            for row in rows:
+                fh.write(json.dumps(row, ensure_ascii=False) + "\n")
     return summary
 
 
@@ -108,7 +113,8 @@ def eval_command(args: argparse.Namespace) -> int:
 
     try:
         summary = _evaluate_dir(args.model, cfg, task, spec, device=args.device, split=args.split,
-                                limit=args.limit, source=args.source, seed=args.seed)
+                                limit=args.limit, source=args.source, seed=args.seed,
+                                rows_path=Path(args.output) if args.output else None)
     except (PromptTooLong, ModelNotFound) as exc:
         print(f"rlstruct: error: {exc}", file=sys.stderr)
         return 1
