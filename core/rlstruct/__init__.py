@@ -6,11 +6,10 @@ Public API for plugin authors::
 """
 
 from .hookspecs import hookimpl
-from .task import COMPONENTS, DataSource, Parsed, Prompt, Record, RecordError, RewardComponent, Task
+from .task import COMPONENTS, Parsed, Prompt, Record, RecordError, RewardComponent, Task
 
 __all__ = [
     "COMPONENTS",
-    "DataSource",
     "Parsed",
     "Prompt",
     "Record",

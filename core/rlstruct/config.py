@@ -11,6 +11,7 @@ import ast
 import dataclasses
 import difflib
 import inspect
+import json
 import textwrap
 import tomllib
 import types
@@ -397,16 +398,10 @@ def describe_markdown(cfg_cls: type = Config) -> str:
         hints = typing.get_type_hints(sub)
         for f in dataclasses.fields(sub):
             kind = str(hints[f.name]).replace("typing.", "").replace("<class '", "").replace("'>", "")
-            value = json_default(getattr(default, f.name))
+            value = json.dumps(getattr(default, f.name))
             out.append(f"| `{f.name}` | `{kind}` | `{value}` | {docs.get(f.name, '').replace('|', '/')} |")
         out.append("")
     return "\n".join(out)
-
-
-def json_default(value: Any) -> str:
-    import json
-
-    return json.dumps(value)
 
 
 if __name__ == "__main__":

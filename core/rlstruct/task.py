@@ -74,16 +74,6 @@ class Prompt:
         return messages
 
 
-@dataclass(frozen=True)
-class DataSource:
-    """Where a task's records come from (resolved by :func:`rlstruct.data.load_records`)."""
-
-    kind: str
-    """``synthetic``, ``file`` or ``hf``."""
-    location: str = ""
-    """A file path for ``file``, a dataset name for ``hf``, empty for ``synthetic``."""
-
-
 class Task:
     """Base class of every task. Subclass it, set the class attributes, implement the methods.
 

@@ -14,7 +14,6 @@ The trainer never imports a plugin: it gets a Task and a RewardSpec from the plu
 
 from __future__ import annotations
 
-import json
 import math
 import random
 import time
@@ -352,6 +351,3 @@ def write_resolved_config(cfg: Config, output_dir: Path) -> None:
     output_dir.mkdir(parents=True, exist_ok=True)
     (output_dir / "config.toml").write_text(dumps(cfg))
 
-
-def json_line(obj: dict[str, Any]) -> str:
-    return json.dumps(obj, allow_nan=True)
