@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from ..config import Config
-from ..data import load_records
+from ..data import DataError, load_records
 from ..reward import Breakdown, RewardSpec
 from ..sandbox import RewardPool, SandboxLimits
 from ..task import Task
@@ -55,6 +55,23 @@ class TrainState:
     reward_errors_total: int = 0
     reward_timeouts_total: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Run:
+    """Everything a step needs that does not change from step to step."""
+
+    cfg: Config
+    model: Any
+    ref_model: Any  # frozen copy for full fine-tuning with beta > 0, else None (LoRA: adapter disabled)
+    tokenizer: Any
+    optimizer: torch.optim.Optimizer
+    scheduler: Any
+    pool: RewardPool
+    records: list[dict[str, Any]]
+    prompts: list[str]  # records rendered through the chat template
+    writer: MetricsWriter
+    device: torch.device
 
 
 def ensure_fresh_or_resumed(output_dir: Path, resume_from: Path | None) -> None:
@@ -140,7 +157,7 @@ def train(
     # Data first, then reward workers (forked while the process is small), then the model.
     records = load_records(task, cfg.task.source, cfg.task.train_split, cfg.task.train_limit, cfg.task.data_seed)
     if not records:
-        raise ValueError(f"task {task.name!r}: no training records from source {cfg.task.source!r}")
+        raise DataError(f"task {task.name!r}: no training records from source {cfg.task.source!r}")
     limits = SandboxLimits(cfg.reward.timeout_s, cfg.reward.memory_mb, cfg.reward.workers)
     pool = RewardPool(task, spec, limits).__enter__()
     try:
@@ -158,11 +175,12 @@ def train(
         prompts = [render_prompt(tokenizer, task.build_prompt(r)) for r in records]
         check_prompt_lengths(tokenizer, prompts, g.max_prompt_tokens)
         writer = MetricsWriter(output_dir, truncate_after=state.step)
+        run = Run(cfg, model, ref_model, tokenizer, optimizer, scheduler, pool, records, prompts, writer, device)
         last: dict[str, Any] = {}
         bar = _progress_bar(g.steps, state.step, progress and not cfg.run.quiet)
         model.train()
         while state.step < g.steps:
-            last = _train_step(cfg, model, ref_model, tokenizer, optimizer, scheduler, pool, records, prompts, state, writer, device)
+            last = _train_step(run, state)
             state.step += 1
             if bar is not None:
                 bar.update(1)
@@ -193,7 +211,10 @@ def train(
         pool.close()
 
 
-def _train_step(cfg, model, ref_model, tokenizer, optimizer, scheduler, pool, records, prompts, state, writer, device):
+def _train_step(run: Run, state: TrainState) -> dict[str, Any]:
+    """One GRPO step (rollout, rewards, advantages, updates); returns its metrics line."""
+    cfg, model, tokenizer, device = run.cfg, run.model, run.tokenizer, run.device
+    records, prompts = run.records, run.prompts
     g = cfg.grpo
     t0 = time.perf_counter()
     reset_peak_memory(device)
@@ -212,7 +233,7 @@ def _train_step(cfg, model, ref_model, tokenizer, optimizer, scheduler, pool, re
     t_gen = time.perf_counter()
 
     # 3. rewards (bounded, never raises on model output)
-    breakdowns: list[Breakdown] = pool.score(batch_records, rollout.texts)
+    breakdowns: list[Breakdown] = run.pool.score(batch_records, rollout.texts)
     rewards = torch.tensor([b.reward for b in breakdowns], dtype=torch.float32, device=device)  # [N]
     t_score = time.perf_counter()
 
@@ -234,14 +255,14 @@ def _train_step(cfg, model, ref_model, tokenizer, optimizer, scheduler, pool, re
                 if g.num_iterations > 1:
                     old_logps.append(completion_logprobs(model, ids, att, t, temperature=temp, chunk_size=chunk))
                 if g.beta > 0:
-                    with reference_mode(model, ref_model) as ref:
+                    with reference_mode(model, run.ref_model) as ref:
                         ref_logps.append(completion_logprobs(ref, ids, att, t, temperature=temp, chunk_size=chunk))
 
     # 6. policy updates: one optimiser step per iteration, gradients accumulated over micro-batches
     sums = {"loss": 0.0, "kl": 0.0, "clip_fraction": 0.0, "entropy": 0.0, "grad_norm": 0.0}
     finite = True
     for iteration in range(g.num_iterations):
-        optimizer.zero_grad(set_to_none=True)
+        run.optimizer.zero_grad(set_to_none=True)
         for k, (rows, ids, att, cmask) in enumerate(_micro_batches(rollout, g.micro_batch_size)):
             t = cmask.shape[1]
             mask = loss_mask[rows, :t]
@@ -274,10 +295,10 @@ def _train_step(cfg, model, ref_model, tokenizer, optimizer, scheduler, pool, re
             finite = bool(torch.isfinite(norm))
             sums["grad_norm"] = float(norm)
         if not finite:  # skip the update, keep the weights as they were
-            optimizer.zero_grad(set_to_none=True)
+            run.optimizer.zero_grad(set_to_none=True)
             break
-        optimizer.step()
-        scheduler.step()
+        run.optimizer.step()
+        run.scheduler.step()
     if finite:
         state.nan_streak = 0
     else:
@@ -301,7 +322,7 @@ def _train_step(cfg, model, ref_model, tokenizer, optimizer, scheduler, pool, re
         "clip_fraction": sums["clip_fraction"],
         "entropy": sums["entropy"],
         "grad_norm": sums["grad_norm"],
-        "lr": scheduler.get_last_lr()[0],
+        "lr": run.scheduler.get_last_lr()[0],
         "completion_len_mean": float(lengths.mean()),
         "completion_len_max": int(lengths.max()),
         "truncated_frac": float(rollout.truncated.float().mean()),
@@ -313,8 +334,8 @@ def _train_step(cfg, model, ref_model, tokenizer, optimizer, scheduler, pool, re
         "tokens_per_s": n_completion_tokens / max(1e-9, t_update - t0),
         "peak_mem_mb": peak_memory_mb(device),
     }
-    writer.write(line)
-    writer.samples(
+    run.writer.write(line)
+    run.writer.samples(
         state.step + 1,
         [
             {"prompt": prompts[idx[i // g.group_size]], "completion": rollout.texts[i], **breakdowns[i].to_json()}
