@@ -333,6 +333,7 @@ def _train_step(run: Run, state: TrainState) -> dict[str, Any]:
         "update_s": t_update - t_score,
         "tokens_per_s": n_completion_tokens / max(1e-9, t_update - t0),
         "peak_mem_mb": peak_memory_mb(device),
+        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
     }
     run.writer.write(line)
     run.writer.samples(
