@@ -91,3 +91,15 @@ def test_every_task_config_in_tasks_dir_is_valid():
         cfg = load_config(path)
         pm.task(cfg.task.name)
         tomllib.loads(path.read_text())
+
+
+@pytest.mark.slow
+def test_grpo_step_benchmark_runs_and_reports_its_device():
+    import subprocess
+    import sys
+
+    cmd = [sys.executable, str(ROOT / "benchmarks" / "grpo_step.py"), "--task", "gsm8k-json", "--hidden", "32",
+           "--prompts", "2", "--group", "2", "--max-new-tokens", "4", "--warmup", "0", "--steps", "1", "--device", "cpu"]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True, timeout=300).stdout
+    result = json.loads(out.strip().splitlines()[-1])
+    assert result["device"] == "cpu" and result["measured_steps"] == 1 and result["completion_tokens_per_s"] > 0
