@@ -251,29 +251,33 @@ class RewardPool:
                 else:
                     todo.append(item)
 
-        while todo or busy:
-            while todo and self._idle:
-                job = [todo.pop() for _ in range(min(job_size, len(todo)))]
-                start(self._idle.pop(), job)
-            now = time.monotonic()
-            deadlines = [w.running() for w, _ in busy.values()]
-            wait_s = min((r[2] + self.limits.timeout_s - now for r in deadlines if r), default=0.05)
-            for conn in wait(list(busy), timeout=max(0.0, min(wait_s, 0.05))):
-                worker, job = busy.pop(conn)  # type: ignore[index]
-                try:
-                    scored_job = conn.recv()
-                except (EOFError, OSError):
-                    self.crashes += 1
-                    fail(worker, job, "worker process died (out of memory or a crash in native code)", False)
-                    continue
-                for item, scored in zip(job, scored_job):
-                    finish(item, scored)
-                self._idle.append(worker)
-            now = time.monotonic()
-            for conn, (worker, job) in list(busy.items()):
-                where = worker.running()
-                if where is not None and now - where[2] > self.limits.timeout_s:
-                    del busy[conn]
-                    self.timeouts += 1
-                    fail(worker, job, f"timeout: took over {self.limits.timeout_s:g} s", True)
+        try:
+            while todo or busy:
+                while todo and self._idle:
+                    job = [todo.pop() for _ in range(min(job_size, len(todo)))]
+                    start(self._idle.pop(), job)
+                now = time.monotonic()
+                deadlines = [w.running() for w, _ in busy.values()]
+                wait_s = min((r[2] + self.limits.timeout_s - now for r in deadlines if r), default=0.05)
+                for conn in wait(list(busy), timeout=max(0.0, min(wait_s, 0.05))):
+                    worker, job = busy.pop(conn)  # type: ignore[index]
+                    try:
+                        scored_job = conn.recv()
+                    except (EOFError, OSError):
+                        self.crashes += 1
+                        fail(worker, job, "worker process died (out of memory or a crash in native code)", False)
+                        continue
+                    for item, scored in zip(job, scored_job):
+                        finish(item, scored)
+                    self._idle.append(worker)
+                now = time.monotonic()
+                for conn, (worker, job) in list(busy.items()):
+                    where = worker.running()
+                    if where is not None and now - where[2] > self.limits.timeout_s:
+                        del busy[conn]
+                        self.timeouts += 1
+                        fail(worker, job, f"timeout: took over {self.limits.timeout_s:g} s", True)
+        finally:  # interrupted (Ctrl-C) or failed: never leave a busy worker spinning as an orphan
+            for worker, _ in busy.values():
+                worker.kill()
         return [r for r in results if r is not None]
