@@ -199,20 +199,25 @@ def embedded_ids(schema: Any) -> list[str]:
     return found
 
 
-def unresolved_refs(schema: Any) -> list[str]:
-    """Every ``$ref`` in ``schema`` the walker cannot follow (not a local JSON pointer that resolves)."""
-    bad: list[str] = []
+def _subschemas(schema: Any) -> Iterator[dict[str, Any]]:
+    """Every object node of ``schema`` (iteratively, skipping data keywords such as ``enum``)."""
     stack = [schema]
     while stack:
         node = stack.pop()
         if isinstance(node, list):
             stack.extend(node)
         elif isinstance(node, dict):
-            ref = node.get("$ref")
-            if isinstance(ref, str) and resolve_pointer(schema, ref) is None:
-                bad.append(ref)
+            yield node
             stack.extend(value for key, value in node.items() if key not in _DATA_KEYWORDS)
-    return bad
+
+
+def unresolved_refs(schema: Any) -> list[str]:
+    """Every ``$ref`` in ``schema`` the walker cannot follow (not a local JSON pointer that resolves)."""
+    return [
+        ref
+        for node in _subschemas(schema)
+        if isinstance(ref := node.get("$ref"), str) and resolve_pointer(schema, ref) is None
+    ]
 
 
 # -- the walker -------------------------------------------------------------------------------------
@@ -568,19 +573,10 @@ def format_credit(schema: Any, instance: Any) -> float:
 
 def has_semantic_keywords(schema: Any) -> bool:
     """Whether ``schema`` holds a checked ``format`` or ``uniqueItems: true`` anywhere."""
-    stack = [schema]
-    while stack:
-        node = stack.pop()
-        if isinstance(node, list):
-            stack.extend(node)
-        elif isinstance(node, dict):
-            if node.get("uniqueItems") is True:
-                return True
-            name = node.get("format")
-            if isinstance(name, str) and name in FORMAT_CHECKS:
-                return True
-            stack.extend(value for key, value in node.items() if key not in _DATA_KEYWORDS)
-    return False
+    return any(
+        node.get("uniqueItems") is True or (isinstance(name := node.get("format"), str) and name in FORMAT_CHECKS)
+        for node in _subschemas(schema)
+    )
 
 
 def semantic_credit(schema: Any, instance: Any) -> float:
