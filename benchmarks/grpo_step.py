@@ -25,7 +25,7 @@ from rlstruct.data import load_records
 from rlstruct.engine.grpo import train
 from rlstruct.plugins import PluginManager
 from rlstruct.reward import RewardSpec
-from rlstruct.tiny import TinyModelConfig, build_tiny_model, default_corpus
+from rlstruct.tiny import build_tiny_model, config_for_width, default_corpus
 
 
 def tiny_model_for(task, out: Path, hidden: int, layers: int) -> Path:
@@ -33,8 +33,7 @@ def tiny_model_for(task, out: Path, hidden: int, layers: int) -> Path:
     for record in load_records(task, "synthetic", "train", 300, 0):
         corpus.extend(m["content"] for m in task.build_prompt(record).messages)
         corpus.append(task.reference_completion(record) or "")
-    cfg = TinyModelConfig(hidden_size=hidden, intermediate_size=hidden * 8 // 3 // 8 * 8, num_hidden_layers=layers)
-    return build_tiny_model(out, corpus, cfg)
+    return build_tiny_model(out, corpus, config_for_width(hidden, layers))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -102,6 +102,20 @@ class TinyModelConfig:
     """Share the input embedding matrix with the output head."""
 
 
+def config_for_width(hidden_size: int, num_hidden_layers: int = 2, **overrides: int) -> TinyModelConfig:
+    """A :class:`TinyModelConfig` of the given width and depth, with a SwiGLU MLP of 8/3 × the width
+    rounded down to a multiple of 8. Raises ``ValueError`` when the width does not split into heads."""
+    heads = overrides.get("num_attention_heads", TinyModelConfig.num_attention_heads)
+    if hidden_size < heads or hidden_size % heads:
+        raise ValueError(f"hidden size {hidden_size} must be a positive multiple of {heads} (attention heads)")
+    return TinyModelConfig(
+        hidden_size=hidden_size,
+        intermediate_size=max(8, hidden_size * 8 // 3 // 8 * 8),
+        num_hidden_layers=num_hidden_layers,
+        **overrides,
+    )
+
+
 # --------------------------------------------------------------------------------------------
 # Corpus
 # --------------------------------------------------------------------------------------------
@@ -325,16 +339,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--hidden", type=int, default=defaults.hidden_size)
     parser.add_argument("--seed", type=int, default=defaults.seed)
     args = parser.parse_args(argv)
-    if args.hidden % defaults.num_attention_heads:
-        parser.error(f"--hidden must be a multiple of {defaults.num_attention_heads} (attention heads)")
-    config = TinyModelConfig(
-        vocab_size=args.vocab_size,
-        hidden_size=args.hidden,
-        # keep the MLP ratio of the default shape, rounded to a multiple of 8
-        intermediate_size=max(8, round(args.hidden * defaults.intermediate_size / defaults.hidden_size / 8) * 8),
-        num_hidden_layers=args.layers,
-        seed=args.seed,
-    )
+    try:
+        config = config_for_width(args.hidden, args.layers, vocab_size=args.vocab_size, seed=args.seed)
+    except ValueError as exc:
+        parser.error(f"--hidden: {exc}")
     out = build_tiny_model(args.out_dir, default_corpus(), config)
     print(out)
     return 0

@@ -103,3 +103,9 @@ def test_grpo_step_benchmark_runs_and_reports_its_device():
     out = subprocess.run(cmd, capture_output=True, text=True, check=True, timeout=300).stdout
     result = json.loads(out.strip().splitlines()[-1])
     assert result["device"] == "cpu" and result["measured_steps"] == 1 and result["completion_tokens_per_s"] > 0
+
+
+def test_tiny_model_rejects_a_width_that_does_not_split_into_heads(tmp_path, capsys):
+    assert cli.main(["tiny-model", str(tmp_path / "m"), "--hidden", "66"]) == 1
+    assert "multiple of 4" in capsys.readouterr().err
+    assert not (tmp_path / "m").exists()

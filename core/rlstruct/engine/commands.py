@@ -137,7 +137,7 @@ def _print_table(summary: dict) -> None:
 
 
 def tiny_model_command(args: argparse.Namespace) -> int:
-    from ..tiny import TinyModelConfig, build_tiny_model, default_corpus
+    from ..tiny import build_tiny_model, config_for_width, default_corpus
 
     corpus = default_corpus()
     if args.task:
@@ -150,11 +150,11 @@ def tiny_model_command(args: argparse.Namespace) -> int:
                 ref = task.reference_completion(record)
                 if ref:
                     corpus.append(ref)
-    hidden = args.hidden
-    config = TinyModelConfig(
-        vocab_size=args.vocab_size, hidden_size=hidden, intermediate_size=hidden * 8 // 3 // 8 * 8 or 8,
-        num_hidden_layers=args.layers, seed=args.seed,
-    )
+    try:
+        config = config_for_width(args.hidden, args.layers, vocab_size=args.vocab_size, seed=args.seed)
+    except ValueError as exc:
+        print(f"rlstruct: error: --hidden: {exc}", file=sys.stderr)
+        return 1
     path = build_tiny_model(args.out, corpus, config)
     print(f"tiny model saved to {path}")
     return 0
