@@ -67,15 +67,12 @@ def cmd_plugins(args: argparse.Namespace) -> int:
 
 def cmd_tasks(args: argparse.Namespace) -> int:
     pm = PluginManager()
-    rows = [
-        {"name": name, "plugin": pm.task_plugin(name).name, "description": task.description}
-        for name, task in pm.tasks.items()
-    ]
+    rows = []
+    for name, task in pm.tasks.items():
+        info = pm.task_plugin(name)
+        rows.append({"name": name, "plugin": info.name, "description": task.description, "distribution": info.distribution})
     _warn_plugin_errors(pm)
     if args.json:
-        for row in rows:
-            info = pm.task_plugin(row["name"])
-            row["distribution"] = info.distribution
         _emit_json(rows, sys.stdout)
         return 0
     width = max((len(r["name"]) for r in rows), default=4)
@@ -86,9 +83,10 @@ def cmd_tasks(args: argparse.Namespace) -> int:
 
 def cmd_rewards(args: argparse.Namespace) -> int:
     pm = PluginManager()
+    owner = {reward: info.name for info in pm.plugins() for reward in info.rewards}
     rows = []
     for name, comp in pm.rewards.items():
-        plugin = next((i.name for i in pm.plugins() if name in i.rewards), None)
+        plugin = owner.get(name)
         rows.append({"name": name, "plugin": plugin, "description": comp.description, "defaults": dict(comp.defaults)})
     _warn_plugin_errors(pm)
     if args.json:
