@@ -7,8 +7,7 @@ second, seconds per step split into generation / scoring / update, and peak memo
     python benchmarks/grpo_step.py                       # json-recipes, tiny model, auto device
     python benchmarks/grpo_step.py --device cuda --prompts 16 --group 8 --max-new-tokens 256
 
-This measures the engine alone; the side-by-side comparison with TRL's GRPOTrainer at equal
-settings is a separate benchmark.
+This measures the engine alone; benchmarks/vs_trl.py compares it with TRL's GRPOTrainer at equal settings.
 """
 
 from __future__ import annotations
@@ -48,6 +47,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--max-new-tokens", type=int, default=128)
     ap.add_argument("--micro-batch", type=int, default=64)
     ap.add_argument("--lora", action="store_true", help="train a LoRA adapter instead of all weights")
+    ap.add_argument("--generation", default="fast", choices=["fast", "plain"], help="grpo.generation (default fast)")
+    ap.add_argument("--no-shared-prompt", dest="shared_prompt", action="store_false",
+                    help="grpo.shared_prompt = false: encode every row's prompt in the update")
+    ap.add_argument("--decode-threads", type=int, default=0, help="grpo.decode_threads (default 0: unchanged)")
     ap.add_argument("--warmup", type=int, default=2, help="steps left out of the figures")
     ap.add_argument("--steps", type=int, default=5, help="measured steps")
     args = ap.parse_args(argv)
@@ -61,7 +64,9 @@ def main(argv: list[str] | None = None) -> int:
             reward=RewardConfig(workers=2),
             model=ModelConfig(name_or_path=model, lora=args.lora),
             grpo=GRPOConfig(steps=total, prompts_per_step=args.prompts, group_size=args.group,
-                            max_new_tokens=args.max_new_tokens, micro_batch_size=args.micro_batch),
+                            max_new_tokens=args.max_new_tokens, micro_batch_size=args.micro_batch,
+                            generation=args.generation, shared_prompt=args.shared_prompt,
+                            decode_threads=args.decode_threads),
             eval=EvalConfig(),
             run=RunConfig(output_dir=str(Path(tmp) / "run"), device=args.device, save_every=10**6,
                           quiet=True, log_every=10**6, eval_at_end=False),
@@ -83,6 +88,9 @@ def main(argv: list[str] | None = None) -> int:
         "completion_len_mean": mean("completion_len_mean"),
         "peak_mem_mb": max(l["peak_mem_mb"] for l in measured),
         "measured_steps": len(measured),
+        "generation": measured[0].get("generation"),
+        "phases_s": {k: mean(k) for k in ("prefill_s", "decode_s", "old_logp_s", "ref_logp_s", "fwd_bwd_s", "optim_s")
+                     if all(l.get(k) is not None for l in measured)},
     }
     print(json.dumps(result))
     return 0

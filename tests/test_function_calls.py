@@ -264,24 +264,18 @@ def test_build_prompt_puts_tools_in_the_tools_slot_only():
     assert '"arguments"' in prompt.messages[0]["content"]
 
 
-def test_reference_completion_scores_one_on_synthetic_records():
-    for split in ("train", "test"):
-        for rec in TASK.synthetic(split, 150, seed=3):
-            reference = TASK.reference_completion(rec)
-            assert json.loads(reference) == rec["answers"]
-            breakdown = score_inline(TASK, SPEC, rec, reference)
-            assert breakdown.reward == 1.0 and not breakdown.errors, (rec, breakdown)
+# That reference completions score 1.0, that records round-trip through JSON and normalize_record,
+# that splits are seeded, disjoint and sized, that an unknown split is refused, and that generic
+# hostile output is bounded is checked for every built-in task by the contract kit
+# (tests/test_contract_kit.py).
+def test_reference_completion_is_the_expected_calls_as_json():
+    for rec in TASK.synthetic("train", 50, seed=3):
+        assert json.loads(TASK.reference_completion(rec)) == rec["answers"]
 
 
 # -- synthetic --------------------------------------------------------------------------------
-def test_synthetic_is_seeded_disjoint_and_varied():
+def test_synthetic_is_varied():
     train = TASK.synthetic("train", 200, seed=1)
-    assert train == TASK.synthetic("train", 200, seed=1)
-    assert train != TASK.synthetic("train", 200, seed=2)
-    test = TASK.synthetic("test", 200, seed=1)
-    assert not {r["query"] for r in train} & {r["query"] for r in test}
-    assert not {r["query"] for r in train} & {r["query"] for r in TASK.synthetic("test", 200, seed=2)}
-    assert len({r["query"] for r in train}) == 200
     counts = {len(r["answers"]) for r in train}
     assert counts == {1, 2, 3}
     raw = generate("train", 200, seed=1)
@@ -298,9 +292,6 @@ def test_synthetic_is_seeded_disjoint_and_varied():
     weather = [c for r in train for c in r["answers"] if c["name"] == "get_weather"]
     assert any("unit" not in c["arguments"] for c in weather)
     assert any("unit" in c["arguments"] for c in weather)
-    json.dumps(train)
-    with pytest.raises(ValueError):
-        TASK.synthetic("nonsense", 5, seed=1)
     assert TASK.synthetic("eval", 5, seed=1) == TASK.synthetic("test", 5, seed=1)
     assert TASK.synthetic("val", 5, seed=1) == TASK.synthetic("validation", 5, seed=1)
 
@@ -495,12 +486,12 @@ def test_duplicates_and_call_count():
 
 
 # -- hostile output ---------------------------------------------------------------------------
+# Generic hostile output (10 MB strings, deep nesting, number bombs, NaN, invalid UTF-8, empty) is
+# checked by the contract kit; these are the cases shaped like tool calls.
 def _hostile() -> list[str]:
     deep = "[" * 100_000 + "]" * 100_000
     deep_args = '{"name": "get_weather", "arguments": ' + '{"a": ' * 100_000 + "1" + "}" * 100_000 + "}"
     return [
-        deep,
-        "{" * 100_000,
         deep_args,
         "<tool_call>" + deep + "</tool_call>",
         "<tool_call>" * 50_000,
@@ -508,7 +499,6 @@ def _hostile() -> list[str]:
         "<tool_call></tool_call>" * 4_000,
         '<tool_call>{"name": "get_weather", "arguments": {}}</tool_call>' * 1_500,
         json.dumps([{"name": "get_weather", "arguments": {"city": "Paris", "days": [[[[1]]]] * 50}}] * 60),
-        "x" * 10_000_000,
         '[{"name": "get_weather", "arguments": {"city": "' + "a" * 10_000_000 + '"}}]',
         '[{"name": "get_weather", "arguments": {"city": "Paris", "days": ' + "9" * 5000 + "}}]",
         '[{"name": "get_weather", "arguments": {"city": "Paris", "days": 1e999999}}]',
@@ -518,9 +508,6 @@ def _hostile() -> list[str]:
         '[{"name": "get_weather", "arguments": {"city": "\udcff"}}]',
         '[{"name": "\udcff", "arguments": {"\ud800": "\udcff"}}]',
         b'[{"name": "get_weather", "arguments": {"city": "\xff\xfe"}}]'.decode("utf-8", errors="surrogateescape"),
-        "\udcff",
-        "",
-        "   \t\n",
         '[{"name": "get_weather", "arguments": "' + '[' * 60 + '"}]',
         json.dumps([{"name": "get_weather", "arguments": {"city": f"c{i}"}} for i in range(64)]),
         json.dumps({"name": "get_weather", "arguments": json.dumps({"city": "Paris" * 10_000})}),
@@ -539,7 +526,7 @@ def test_hostile_outputs_are_fast_bounded_and_error_free():
         assert all(0.0 <= value <= 1.0 for value in breakdown.components.values())
 
 
-# -- property tests ---------------------------------------------------------------------------
+# -- property tests (random text and edited references are fuzzed by the contract kit) ---------
 FUZZ_RECORDS = TASK.synthetic("train", 20, seed=11)
 
 
@@ -551,24 +538,6 @@ def _check_gated(breakdown):
     for before, after in zip(values, values[1:]):
         if before == 0.0:
             assert after == 0.0
-
-
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.text(max_size=300), st.integers(0, len(FUZZ_RECORDS) - 1))
-def test_random_text_never_raises(text, index):
-    _check_gated(score_inline(TASK, SPEC, FUZZ_RECORDS[index], text))
-
-
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.integers(0, len(FUZZ_RECORDS) - 1), st.data())
-def test_mutated_references_never_raise(index, data):
-    rec = FUZZ_RECORDS[index]
-    reference = TASK.reference_completion(rec)
-    position = data.draw(st.integers(0, len(reference)))
-    cut = data.draw(st.integers(0, 5))
-    insert = data.draw(st.text(alphabet='{}[]",:0123456789.-e \\naetrulfs<>/_', max_size=8))
-    mutated = reference[:position] + insert + reference[position + cut :]
-    _check_gated(score_inline(TASK, SPEC, rec, mutated))
 
 
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])

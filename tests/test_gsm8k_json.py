@@ -165,15 +165,11 @@ def test_decimal_and_negative_references_score_one():
         assert score(rec, ref).components == dict.fromkeys(COMPONENTS, 1.0)
 
 
-def test_reference_completions_of_200_synthetic_records_score_one():
-    records = TASK.synthetic("train", 150, seed=3) + TASK.synthetic("test", 50, seed=3)
-    for rec in records:
-        result = score(rec, TASK.reference_completion(rec))
-        assert result.reward == 1.0, (rec, result)
-        assert not result.errors
-
-
 # -- synthetic data ------------------------------------------------------------------------------
+# That reference completions score 1.0, that records round-trip through JSON and normalize_record,
+# that splits are deterministic, seeded, disjoint and sized, that an unknown split is refused, and
+# that generic hostile output is bounded is checked for every built-in task by the contract kit
+# (tests/test_contract_kit.py).
 
 _ANNOTATION = re.compile(r"<<([^<>=]+)=([^<>]+)>>")
 _EXPR = re.compile(r"(-?[\d.]+)([-+*/])(-?[\d.]+)(?:([*/])(-?[\d.]+))?")
@@ -216,32 +212,13 @@ def test_synthetic_covers_templates_and_answer_kinds():
         assert any(word in r["question"] for r in records), word
 
 
-def test_synthetic_is_deterministic_and_seeded():
-    assert TASK.synthetic("train", 50, seed=5) == TASK.synthetic("train", 50, seed=5)
-    assert TASK.synthetic("train", 50, seed=5) != TASK.synthetic("train", 50, seed=6)
+def test_larger_size_extends_smaller_and_aliases_match():
     assert TASK.synthetic("train", 80, seed=5)[:50] == TASK.synthetic("train", 50, seed=5)
-
-
-def test_synthetic_splits_are_disjoint():
-    questions = {
-        split: {r["question"] for r in TASK.synthetic(split, 300, seed=seed)}
-        for split in ("train", "test", "validation")
-        for seed in (1,)
-    }
-    assert all(len(q) == 300 for q in questions.values())
-    assert not questions["train"] & questions["test"]
-    assert not questions["train"] & questions["validation"]
-    assert not questions["test"] & questions["validation"]
-    # assignment is by question text, so another seed's test questions stay out of train too
-    other_test = {r["question"] for r in TASK.synthetic("test", 300, seed=2)}
-    assert all(split_of(q) == "test" for q in other_test)
-    assert not other_test & {r["question"] for r in TASK.synthetic("train", 600, seed=1)}
-
-
-def test_synthetic_unknown_split_is_an_error():
-    with pytest.raises(ValueError, match="unknown split"):
-        TASK.synthetic("holdout", 3, seed=0)
     assert TASK.synthetic("eval", 5, seed=0) == TASK.synthetic("test", 5, seed=0)
+
+
+def test_the_question_text_decides_the_split():
+    assert all(split_of(r["question"]) == "test" for r in TASK.synthetic("test", 300, seed=2))
 
 
 # -- structure ------------------------------------------------------------------------------------
@@ -474,31 +451,19 @@ def test_documented_examples(text, expected):
 
 
 # -- hostile model output ---------------------------------------------------------------------------
+# Generic hostile output (10 MB strings, deep nesting, number bombs, NaN, invalid UTF-8, empty) is
+# checked by the contract kit; these are the cases shaped like a {"reasoning", "answer"} object.
 
 HOSTILE = [
-    "[" * 100_000,
-    "{" * 100_000,
-    '{"a":' * 100_000 + "1" + "}" * 100_000,
     '{"reasoning": "' + "[" * 100_000 + '", "answer": 72}',
-    "x" * 10_000_000,
     '{"reasoning": "' + "x" * 10_000_000 + '", "answer": 72}',
-    "9" * 100_000,
-    '{"reasoning": "r", "answer": NaN}',
-    '{"reasoning": "r", "answer": -Infinity}',
-    "NaN",
-    "\udcff",
     '{"reasoning": "\udcff lone surrogate 72 here", "answer": 72}',
     '{"reasoning": "escaped \\udcff surrogate, 72", "answer": 72}',
     b'\xff\xfe{"reasoning": "bad bytes", "answer": 72}'.decode("utf-8", errors="surrogateescape"),
     '{"reasoning": "' + b"\xc3\x28 invalid 72".decode("utf-8", errors="surrogateescape") + '", "answer": 72}',
-    "",
-    " ",
-    "\n\t  \r\n",
     "```json\n```",
-    "```json\n" + "[" * 100_000 + "\n```",
     '{"reasoning": "r", "answer": {"a": ' * 60 + "1" + "}" * 121,
     '{"reasoning": "r", "answer": 72, "answer": "dup"}',
-    "\x00" * 1000,
 ]
 
 
@@ -555,15 +520,9 @@ def test_number_helpers():
     assert last_number("no digits") is None
 
 
-# -- property tests ---------------------------------------------------------------------------------
+# -- property tests (random text and edited references are fuzzed by the contract kit) -------------
 
 _SYNTH = TASK.synthetic("validation", 40, seed=9)
-
-
-@settings(max_examples=200, deadline=None)
-@given(st.text(max_size=300))
-def test_random_text_never_raises(text):
-    assert_sane(score(_SYNTH[0], text))
 
 
 _json_values = st.one_of(
@@ -582,31 +541,6 @@ def test_random_objects_never_raise(obj, rec):
     assert_sane(result)
     if set(obj) != {"reasoning", "answer"}:
         assert result.components["format"] < 1.0
-
-
-@st.composite
-def mutated_reference(draw):
-    rec = draw(st.sampled_from(_SYNTH))
-    text = TASK.reference_completion(rec)
-    for _ in range(draw(st.integers(1, 4))):
-        op = draw(st.sampled_from(["delete", "insert", "replace"]))
-        i = draw(st.integers(0, len(text)))
-        j = draw(st.integers(i, min(len(text), i + 20)))
-        piece = draw(st.text(max_size=10))
-        if op == "delete":
-            text = text[:i] + text[j:]
-        elif op == "insert":
-            text = text[:i] + piece + text[i:]
-        else:
-            text = text[:i] + piece + text[j:]
-    return rec, text
-
-
-@settings(max_examples=200, deadline=None)
-@given(mutated_reference())
-def test_mutated_references_never_raise(case):
-    rec, text = case
-    assert_sane(score(rec, text))
 
 
 _FORMS = [

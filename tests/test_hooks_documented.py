@@ -3,12 +3,18 @@
 - every hook in rlstruct.hookspecs has a ``## <hook>`` section in docs/plugins.md and is used by
   at least one other test file;
 - every code block in docs/plugin-tutorial.md marked ``<!-- file: PATH -->`` appears verbatim in
-  tests/example_plugin/PATH, so the tutorial quotes the code that the tests install and run.
+  tests/example_plugin/PATH, so the tutorial quotes the code that the tests install and run; the
+  40-line task it opens with is quoted whole;
+- every Python block marked ``<!-- run -->`` runs (next to tests/example_plugin) and prints exactly
+  the text block that follows it.
 """
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -22,6 +28,10 @@ EXAMPLE_PLUGIN = ROOT / "tests" / "example_plugin"
 
 FILE_BLOCK = re.compile(r"<!-- file: (?P<path>[^ ]+) -->\n```[\w-]*\n(?P<code>.*?)\n```", re.S)
 """A code block labelled as a file of the example plugin: the comment line, then a fenced block."""
+RUN_BLOCK = re.compile(r"<!-- run -->\n```python\n(?P<code>.*?)\n```\n\n```text\n(?P<output>.*?)\n```", re.S)
+"""A Python block to run, then the fenced text block with exactly what it prints."""
+MINIMAL_TASK = "minimal_kv.py"
+"""The complete task the tutorial opens with, in tests/example_plugin."""
 
 
 def test_there_are_hooks():
@@ -69,3 +79,29 @@ def test_tutorial_code_block_is_verbatim_from_the_example_plugin(index):
     source = (EXAMPLE_PLUGIN / path).read_text(encoding="utf-8")
     assert code.strip(), f"empty code block for {path}"
     assert code in source, f"docs/plugin-tutorial.md block {index} ({path}) is not verbatim in tests/example_plugin/{path}"
+
+
+def test_tutorial_opens_with_the_whole_minimal_task():
+    text = TUTORIAL.read_text(encoding="utf-8")
+    first_path, first_code = tutorial_blocks()[0]
+    assert first_path == MINIMAL_TASK
+    assert first_code + "\n" == (EXAMPLE_PLUGIN / MINIMAL_TASK).read_text(encoding="utf-8")  # whole file
+    assert text.index(first_code) < text.index("## Step 1")
+
+
+def run_blocks() -> list[tuple[str, str]]:
+    return [(m["code"], m["output"]) for m in RUN_BLOCK.finditer(TUTORIAL.read_text(encoding="utf-8"))]
+
+
+def test_tutorial_has_runnable_examples():
+    assert run_blocks()
+    assert TUTORIAL.read_text(encoding="utf-8").count("<!-- run -->") == len(run_blocks())
+
+
+@pytest.mark.parametrize("index", range(len(run_blocks())))
+def test_tutorial_example_prints_what_the_tutorial_shows(index):
+    code, output = run_blocks()[index]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(EXAMPLE_PLUGIN), os.environ.get("PYTHONPATH")]))}
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.rstrip("\n") == output

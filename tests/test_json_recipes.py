@@ -51,14 +51,12 @@ def test_shipped_schema_is_valid_draft_2020_12_and_strict():
     assert {"g", "kg", "ml", "l", "tsp", "tbsp", "cup", "piece", "pinch", "clove"} == set(UNITS)
 
 
-def test_reference_completions_score_one_on_200_synthetic_records():
+# That reference completions score 1.0, that records round-trip through JSON and normalize_record,
+# that splits are seeded, disjoint and sized, and that generic hostile output is bounded is checked
+# for every built-in task by the contract kit (tests/test_contract_kit.py).
+def test_synthetic_references_are_valid_under_the_shipped_schema():
     validator = Draft202012Validator(RECIPE_SCHEMA)
-    for record in RECORDS:
-        assert validator.is_valid(record["reference"])
-        breakdown = score(TASK.reference_completion(record), record)
-        assert breakdown.errors == {}
-        assert breakdown.components == {name: 1.0 for name in COMPONENTS}, record["prompt"]
-        assert breakdown.reward == 1.0
+    assert all(validator.is_valid(record["reference"]) for record in RECORDS)
 
 
 def test_reference_completion_is_compact_json_in_schema_key_order():
@@ -66,25 +64,6 @@ def test_reference_completion_is_compact_json_in_schema_key_order():
     assert ": " not in text and ", " not in text.split('"steps"')[0]
     assert list(json.loads(text)) == list(RECIPE_KEYS)
     assert list(json.loads(text)["ingredients"][0]) == ["name", "quantity", "unit"]
-
-
-def test_synthetic_records_are_deterministic_serialisable_and_normalise_unchanged():
-    again = TASK.synthetic("train", 200, seed=7)
-    assert again == RECORDS
-    assert json.loads(json.dumps(RECORDS)) == RECORDS
-    assert TASK.synthetic("train", 50, seed=8) != RECORDS[:50]
-    for record in RECORDS[:50]:
-        assert TASK.normalize_record(json.loads(json.dumps(record))) == record
-
-
-def test_synthetic_splits_never_share_prompts():
-    train = {r["prompt"] for r in TASK.synthetic("train", 400, seed=1)}
-    validation = {r["prompt"] for r in TASK.synthetic("validation", 100, seed=1)}
-    test = {r["prompt"] for r in TASK.synthetic("test", 100, seed=1)}
-    other_seed = {r["prompt"] for r in TASK.synthetic("test", 100, seed=2)}
-    assert len(train) == 400 and len(validation) == 100 and len(test) == 100
-    assert not train & validation and not train & test and not validation & test
-    assert not train & other_seed
 
 
 def test_larger_size_extends_smaller_and_aliases_match():
@@ -127,11 +106,6 @@ def test_documented_example_scores():
         got = score(completion, record).components
         assert [round(got[name], 3) for name in COMPONENTS] == pytest.approx(expected, abs=1e-3), completion
     assert score(json.dumps(flawed, indent=2), record).reward == pytest.approx(0.836, abs=1e-3)
-
-
-def test_unknown_split_is_refused():
-    with pytest.raises(ValueError, match="split"):
-        TASK.synthetic("holdout", 5, seed=0)
 
 
 def test_synthetic_prompt_states_dish_servings_and_every_ingredient():
@@ -366,34 +340,29 @@ def test_components_tolerate_any_parsed_shape(parsed):
 
 
 # -- hostile model output -------------------------------------------------------------------------
+# Generic hostile output (10 MB strings, deep nesting, number bombs, NaN, invalid UTF-8, empty) is
+# checked by the contract kit; these are the cases shaped like a recipe.
 HOSTILE = {
     "empty": "",
     "whitespace": " \n\t  \r\n",
     "deep_arrays": "[" * 100_000 + "]" * 100_000,
-    "deep_objects": '{"a":' * 100_000 + "1" + "}" * 100_000,
     "deep_in_fence": "```json\n" + "[" * 100_000 + "\n```",
     "ten_mb_string": '{"name": "' + "a" * 10_000_000 + '"}',
-    "ten_mb_bare": "x" * 10_000_000,
     "huge_float": '{"servings": 1e999}',
-    "huge_float_bare": "1e999",
     "five_thousand_digits": '{"servings": ' + "9" * 5000 + "}",
-    "long_float": '{"servings": 1.' + "5" * 5000 + "}",
     "nan": '{"servings": NaN, "prep_minutes": Infinity, "cook_minutes": -Infinity}',
-    "nan_bare": "NaN",
     "surrogate_text": "\udcff\ud800",
     "surrogate_json": '{"name": "\udcff", "steps": ["\ud800"]}',
     "escaped_surrogate": '{"name": "\\ud800", "steps": ["\\udcff"], "ingredients": [{"name": "\\udfff", "quantity": 1, "unit": "g"}]}',
-    "surrogateescape_bytes": bytes(range(256)).decode("utf-8", errors="surrogateescape"),
-    "json_with_bad_bytes": '{"name": "' + b"\xff\xfe\xc3".decode("utf-8", errors="surrogateescape") + '"}',
     "big_but_allowed": json.dumps({"name": "x", "steps": ["a b"] * 20_000})[:99_999] + "]}",
     "many_ingredients": json.dumps({"ingredients": [{"name": f"i{n}", "quantity": 1, "unit": "g"} for n in range(2000)],
                                     "steps": [f"use i{n}" for n in range(2000)]}),
-    "null_bytes": '{"name": "\x00\x00"}',
 }
+RECIPE_SHAPED = ["big_but_allowed", "escaped_surrogate", "many_ingredients", "surrogate_json"]
 
 
-@pytest.mark.parametrize("name", sorted(HOSTILE))
-def test_hostile_output_is_scored_fast_in_range_without_errors(name):
+@pytest.mark.parametrize("name", RECIPE_SHAPED)
+def test_recipe_shaped_hostile_output_is_scored_fast_in_range_without_errors(name):
     start = time.perf_counter()
     breakdown = score(HOSTILE[name])
     elapsed = time.perf_counter() - start
@@ -410,43 +379,7 @@ def test_hostile_output_earns_nothing(name):
     assert score(HOSTILE[name]).reward == 0.0
 
 
-# -- property tests -------------------------------------------------------------------------------
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.text(max_size=300))
-def test_random_text_never_raises_and_stays_in_range(text):
-    breakdown = score(text)
-    assert breakdown.errors == {}
-    assert 0.0 <= breakdown.reward <= 1.0
-    assert_gated(breakdown.components)
-
-
-@st.composite
-def mutated_reference(draw):
-    record = draw(st.sampled_from(RECORDS[:20]))
-    text = TASK.reference_completion(record)
-    for _ in range(draw(st.integers(1, 4))):
-        position = draw(st.integers(0, len(text)))
-        action = draw(st.sampled_from(["delete", "insert", "replace"]))
-        chunk = draw(st.text(alphabet='{}[]",:0123456789-.eE \\nulltrue\udcff', min_size=1, max_size=5))
-        if action == "delete":
-            text = text[:position] + text[position + len(chunk):]
-        elif action == "insert":
-            text = text[:position] + chunk + text[position:]
-        else:
-            text = text[:position] + chunk + text[position + len(chunk):]
-    return record, text
-
-
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(mutated_reference())
-def test_mutated_reference_completions_never_raise_and_gate(case):
-    record, text = case
-    breakdown = score(text, record)
-    assert breakdown.errors == {}
-    assert 0.0 <= breakdown.reward <= 1.0
-    assert_gated(breakdown.components)
-
-
+# -- property tests (random text and edited references are fuzzed by the contract kit) -------------
 JSON_VALUES = st.recursive(
     st.none() | st.booleans() | st.integers(-(10**30), 10**30) | st.floats(allow_nan=False, allow_infinity=False)
     | st.text(max_size=10),

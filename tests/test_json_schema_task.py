@@ -62,35 +62,16 @@ def test_builtin_schemas_are_valid_and_every_kind_is_generated():
     assert {r["schema"]["title"] for r in RECORDS} == {s["title"] for s in BUILTIN_SCHEMAS.values()}
 
 
-def test_reference_completions_score_one_on_200_synthetic_records():
-    for record in RECORDS:
-        assert Draft202012Validator(record["schema"]).is_valid(record["reference"])
-        breakdown = score(TASK.reference_completion(record), record)
-        assert breakdown.errors == {}
-        assert breakdown.components == {name: 1.0 for name in COMPONENTS}, record["prompt"]
-
-
-def test_synthetic_records_are_deterministic_serialisable_and_normalise_unchanged():
-    assert TASK.synthetic("train", 200, seed=11) == RECORDS
-    assert TASK.synthetic("train", 50, seed=12) != RECORDS[:50]
-    assert json.loads(json.dumps(RECORDS)) == RECORDS
-    for record in RECORDS[:40]:
-        assert TASK.normalize_record(json.loads(json.dumps(record))) == record
-
-
-def test_synthetic_splits_never_share_prompts():
-    train = {r["prompt"] for r in TASK.synthetic("train", 400, seed=3)}
-    validation = {r["prompt"] for r in TASK.synthetic("validation", 100, seed=3)}
-    test = {r["prompt"] for r in TASK.synthetic("test", 100, seed=3)}
-    assert len(train) == 400 and len(validation) == 100 and len(test) == 100
-    assert not train & validation and not train & test and not validation & test
+# That reference completions score 1.0, that records round-trip through JSON and normalize_record,
+# that splits are seeded, disjoint and sized, and that generic hostile output is bounded is checked
+# for every built-in task by the contract kit (tests/test_contract_kit.py).
+def test_synthetic_references_are_valid_under_their_schema():
+    assert all(Draft202012Validator(r["schema"]).is_valid(r["reference"]) for r in RECORDS)
 
 
 def test_larger_size_extends_smaller_and_aliases_match():
     assert TASK.synthetic("train", 200, seed=11)[:30] == TASK.synthetic("train", 30, seed=11)
     assert TASK.synthetic("eval", 10, seed=11) == TASK.synthetic("test", 10, seed=11)
-    with pytest.raises(ValueError, match="split"):
-        TASK.synthetic("holdout", 1, seed=0)
 
 
 def test_documented_example_scores():
@@ -384,30 +365,30 @@ def test_format_checkers(name, good, bad):
 
 
 # -- hostile model output -------------------------------------------------------------------------
+# Generic hostile output (10 MB strings, deep nesting, number bombs, NaN, invalid UTF-8, empty) is
+# checked by the contract kit; the cases below are shaped like the schemas' values.
 HOSTILE = {
     "empty": "",
     "whitespace": " \n\t  \r\n",
     "deep_arrays": "[" * 100_000 + "]" * 100_000,
-    "deep_objects": '{"a":' * 100_000 + "1" + "}" * 100_000,
     "ten_mb_string": '"' + "a" * 10_000_000 + '"',
-    "ten_mb_in_object": '{"name": "' + "a" * 10_000_000 + '"}',
     "huge_float": "1e999",
     "five_thousand_digits": "9" * 5000,
     "nan": '{"price": NaN, "quantity": Infinity}',
     "surrogates": "\udcff\ud800",
     "surrogate_json": '{"name": "\udcff", "email": "\ud800@example.com", "tags": ["\\udfff", "\\udfff"]}',
-    "surrogateescape_bytes": bytes(range(256)).decode("utf-8", errors="surrogateescape"),
     "max_depth_ok": "[" * 64 + "]" * 64,
     "many_unique_objects": json.dumps({"tags": [{"n": n} for n in range(7000)]}),
     "many_emails": json.dumps({"email": "x", "tags": [f"t{n}" for n in range(10_000)]}),
     "long_email": json.dumps({"email": "a" * 60_000 + "@" + "b" * 30_000 + ".com"}),
     "long_date": json.dumps({"birthday": "2024-01-01" * 8000}),
 }
+SCHEMA_SHAPED = ["long_date", "long_email", "many_emails", "many_unique_objects", "max_depth_ok", "surrogate_json"]
 
 
 @pytest.mark.parametrize("record_kind", ["contact", "event", "shopping", "none"])
-@pytest.mark.parametrize("name", sorted(HOSTILE))
-def test_hostile_output_is_scored_fast_in_range_without_errors(name, record_kind):
+@pytest.mark.parametrize("name", SCHEMA_SHAPED)
+def test_schema_shaped_hostile_output_is_scored_fast_in_range_without_errors(name, record_kind):
     record = {"contact": CONTACT, "event": EVENT, "shopping": SHOPPING,
               "none": record_for({"type": "array", "items": {"$ref": "#"}, "uniqueItems": True})}[record_kind]
     start = time.perf_counter()
@@ -426,40 +407,7 @@ def test_hostile_output_earns_nothing(name):
     assert score(HOSTILE[name]).reward == 0.0
 
 
-# -- property tests -------------------------------------------------------------------------------
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.text(max_size=300), st.sampled_from(RECORDS[:12]))
-def test_random_text_never_raises_and_stays_in_range(text, record):
-    breakdown = score(text, record)
-    assert breakdown.errors == {}
-    assert 0.0 <= breakdown.reward <= 1.0
-    assert_gated(breakdown.components)
-
-
-@st.composite
-def mutated_reference(draw):
-    record = draw(st.sampled_from(RECORDS[:20]))
-    text = TASK.reference_completion(record)
-    for _ in range(draw(st.integers(1, 4))):
-        position = draw(st.integers(0, len(text)))
-        chunk = draw(st.text(alphabet='{}[]",:0123456789-.eE@ \\nulltrue\udcff', min_size=1, max_size=5))
-        if draw(st.booleans()):
-            text = text[:position] + chunk + text[position:]
-        else:
-            text = text[:position] + text[position + len(chunk):]
-    return record, text
-
-
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(mutated_reference())
-def test_mutated_reference_completions_never_raise_and_gate(case):
-    record, text = case
-    breakdown = score(text, record)
-    assert breakdown.errors == {}
-    assert 0.0 <= breakdown.reward <= 1.0
-    assert_gated(breakdown.components)
-
-
+# -- property tests (random text and edited references are fuzzed by the contract kit) -------------
 JSON_VALUES = st.recursive(
     st.none() | st.booleans() | st.integers(-(10**30), 10**30) | st.floats(allow_nan=False, allow_infinity=False)
     | st.text(max_size=12),

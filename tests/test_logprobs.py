@@ -305,3 +305,109 @@ def test_autograd_keeps_no_vocabulary_sized_tensors(model):
     assert logp.requires_grad
     assert saved_shapes, "hooks saw nothing: the test would pass vacuously"
     assert not [s for s in saved_shapes if s[-1] == VOCAB], saved_shapes
+
+
+# ---------------------------------------------------------------- shared prompt (each prompt encoded once)
+
+
+def grouped_batch(seed: int, prompt_lengths=(7, 3, 5), group: int = 3, t: int = 6):
+    """Prompts of different lengths (left-padded), each continued by ``group`` different completions.
+
+    Returns the rows as one sequence each (ids, mask: what completion_logprobs takes) and the grouped form
+    (prompt ids, prompt mask, row -> prompt index, completion ids)."""
+    g = torch.Generator().manual_seed(seed)
+    prompts = [torch.randint(1, VOCAB, (k,), generator=g).tolist() for k in prompt_lengths]
+    completions = torch.randint(1, VOCAB, (len(prompts) * group, t), generator=g)
+    p_ids, p_mask = left_padded(prompts)
+    row_prompt = torch.arange(len(prompts)).repeat_interleave(group)
+    ids = torch.cat([p_ids[row_prompt], completions], dim=1)
+    mask = torch.cat([p_mask[row_prompt], torch.ones_like(completions)], dim=1)
+    return ids, mask, (p_ids, p_mask, row_prompt, completions)
+
+
+def _shared(model, grouped, **kwargs):
+    from rlstruct.engine.lean_decoder import LeanDecoder
+    from rlstruct.engine.logprobs import shared_prompt_logprobs
+
+    return shared_prompt_logprobs(LeanDecoder.of(model), *grouped, **kwargs)
+
+
+@pytest.mark.parametrize("checkpointing", [False, True], ids=["plain", "gradient-checkpointing"])
+def test_shared_prompt_logprobs_and_gradients_equal_the_per_row_pass(checkpointing):
+    from rlstruct.engine.lean_decoder import LeanDecoder
+
+    model = tiny_model(4).train()
+    if checkpointing:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    assert LeanDecoder.of(model).gradient_checkpointing is checkpointing
+    ids, mask, grouped = grouped_batch(0)
+    weights = torch.randn(ids.shape[0], 6, generator=torch.Generator().manual_seed(1))
+
+    model.zero_grad()
+    logp, entropy = completion_logprobs(model, ids, mask, 6, temperature=0.9, chunk_size=4, return_entropy=True)
+    ((logp * weights).sum() + 0.1 * entropy.sum()).backward()
+    expected = _param_grads(model)
+
+    model.zero_grad()
+    got_logp, got_entropy = _shared(model, grouped, temperature=0.9, chunk_size=4, return_entropy=True)
+    ((got_logp * weights).sum() + 0.1 * got_entropy.sum()).backward()
+    got = _param_grads(model)
+
+    torch.testing.assert_close(got_logp, logp, atol=ATOL, rtol=0)
+    torch.testing.assert_close(got_entropy, entropy, atol=ATOL, rtol=0)
+    assert got.keys() == expected.keys() and len(got) == len(list(model.parameters()))
+    for name in expected:
+        assert expected[name].abs().max() > 0, name
+        torch.testing.assert_close(got[name], expected[name], atol=1e-5, rtol=1e-4, msg=name)
+
+
+def test_shared_prompt_logprobs_of_a_lora_model_and_its_reference(lora_pair):
+    peft_model, reference = lora_pair
+    ids, mask, grouped = grouped_batch(2, prompt_lengths=(4, 8), group=2, t=5)
+    with torch.no_grad():
+        torch.testing.assert_close(_shared(peft_model, grouped, chunk_size=2), naive(peft_model, ids, mask, 5)[0],
+                                   atol=ATOL, rtol=0)
+        with peft_model.disable_adapter():
+            torch.testing.assert_close(_shared(peft_model, grouped, chunk_size=2), naive(reference, ids, mask, 5)[0],
+                                       atol=ATOL, rtol=0)
+    trainable = [(n, p) for n, p in peft_model.named_parameters() if p.requires_grad]
+    peft_model.zero_grad()
+    _shared(peft_model, grouped, chunk_size=2).sum().backward()
+    got = {n: p.grad.clone() for n, p in trainable}
+    peft_model.zero_grad()
+    naive(peft_model, ids, mask, 5)[0].sum().backward()
+    for n, p in trainable:
+        torch.testing.assert_close(got[n], p.grad, atol=1e-5, rtol=1e-4, msg=n)
+    peft_model.zero_grad()
+
+
+def test_shared_prompt_encodes_each_prompt_once():
+    model = tiny_model(5)
+    ids, mask, grouped = grouped_batch(3, prompt_lengths=(9, 9), group=4, t=3)
+    rows_seen = []
+    handle = model.model.layers[0].mlp.register_forward_hook(lambda m, a, o: rows_seen.append(tuple(a[0].shape[:2])))
+    try:
+        with torch.no_grad():
+            _shared(model, grouped)
+    finally:
+        handle.remove()
+    # one pass over the 2 prompts (9 tokens), one over the 8 completions (3 tokens): not 8 rows of 12 tokens
+    assert rows_seen == [(2, 9), (8, 3)]
+
+
+def test_logits_per_chunk_are_capped_for_large_vocabularies(model, monkeypatch):
+    from rlstruct.engine import logprobs as lp
+
+    ids, mask = random_batch(8, batch=4, n=10)
+    with torch.no_grad():
+        uncapped = completion_logprobs(model, ids, mask, 10, chunk_size=64)
+    widths = []
+    handle = model.lm_head.register_forward_hook(lambda m, a, o: widths.append(a[0].shape[1]))
+    monkeypatch.setattr(lp, "LOGITS_PER_CHUNK", 4 * VOCAB * 3)  # room for 3 positions of 4 rows
+    try:
+        with torch.no_grad():
+            capped = completion_logprobs(model, ids, mask, 10, chunk_size=64)
+    finally:
+        handle.remove()
+    torch.testing.assert_close(capped, uncapped, atol=ATOL, rtol=0)
+    assert widths == [3, 3, 3, 1]  # chunk_size 64 asked for one chunk; the cap made four

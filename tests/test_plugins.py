@@ -6,6 +6,8 @@
   their error while every other task keeps working; duplicate task names name both packages;
 - ``RLSTRUCT_PLUGINS`` / ``RLSTRUCT_BLOCK_PLUGINS`` filter by entry point name;
 - in-process registration (the ``plugin_manager`` / ``register_plugin`` fixtures);
+- the tutorial's 40-line task (tests/example_plugin/minimal_kv.py) works through the API defaults,
+  and ``rlstruct score`` prints ``null`` for the components it does not implement;
 - ``rlstruct score`` input errors and output order.
 """
 
@@ -313,6 +315,91 @@ def test_no_shouting_component(example_plugin_module):
     assert score({}, "OK", {"min_letters": 3}) == 1.0  # too short to judge
     assert score({}, "Ⅷ viii", {"min_letters": 1}) == 1.0  # a Roman numeral is not a letter
     assert 0.0 <= score({}, "É" * 10_000_000, {"min_letters": 0}) <= 1.0
+
+
+# -- the tutorial's minimal task (tests/example_plugin/minimal_kv.py) ---------------------------------
+MINIMAL_SOURCE = Path(__file__).parent / "example_plugin" / "minimal_kv.py"
+
+
+@pytest.fixture(scope="module")
+def minimal_site(tmp_path_factory) -> Path:
+    """The minimal task installed as a plugin (a dist-info with its entry point, like pip makes)."""
+    site = tmp_path_factory.mktemp("minimal_site")
+    write_dist(site, "rlstruct-minimal-kv", {"minimal-kv": "minimal_kv"}, {"minimal_kv": MINIMAL_SOURCE.read_text()})
+    return site
+
+
+@pytest.fixture
+def minimal_task(plugin_manager, register_plugin, minimal_site, monkeypatch) -> Task:
+    monkeypatch.syspath_prepend(str(minimal_site))
+    import minimal_kv
+
+    register_plugin(plugin_manager, minimal_kv, "minimal-kv")
+    return plugin_manager.task(EXAMPLE_TASK)
+
+
+def test_minimal_task_is_about_forty_lines():
+    lines = MINIMAL_SOURCE.read_text().splitlines()
+    assert len(lines) <= 50 and len([line for line in lines if line.strip()]) <= 40  # the tutorial says so
+
+
+def test_minimal_task_reference_scores_one_on_what_it_implements(minimal_task):
+    spec = RewardSpec.build(minimal_task, {})
+    assert spec.weights == {"structure": 1.0, "format": 0.0, "content": 1.0, "validity": 0.0}
+    for split in ("train", "validation", "test"):
+        for record in minimal_task.synthetic(split, 100, seed=1):
+            breakdown = score_inline(minimal_task, spec, record, minimal_task.reference_completion(record))
+            assert breakdown.reward == 1.0 and not breakdown.errors
+            assert breakdown.components == {"structure": 1.0, "format": None, "content": 1.0, "validity": None}
+
+
+def test_minimal_task_splits_are_seeded_and_disjoint(minimal_task):
+    def prompts(split: str) -> list[str]:
+        return [minimal_task.build_prompt(r).messages[-1]["content"] for r in minimal_task.synthetic(split, 200, 0)]
+
+    train, validation, test = prompts("train"), prompts("validation"), prompts("test")
+    assert len(set(train)) == len(set(validation)) == len(set(test)) == 200
+    assert not set(train) & set(test) and not set(validation) & (set(train) | set(test))
+    assert minimal_task.synthetic("test", 5, 0) == minimal_task.synthetic("test", 5, 0)
+    assert minimal_task.build_prompt(minimal_task.synthetic("test", 1, 0)[0]).messages[0]["role"] == "system"
+
+
+@pytest.mark.parametrize("completion", HOSTILE, ids=range(len(HOSTILE)))
+def test_minimal_task_survives_hostile_output(minimal_task, completion):
+    record = {"facts": {"city": "oslo", "colour": "teal"}, "keys": ["city", "colour"]}
+    start = time.perf_counter()
+    breakdown = score_inline(minimal_task, RewardSpec.build(minimal_task, {}), record, completion)
+    assert time.perf_counter() - start < 1.0
+    assert 0.0 <= breakdown.reward <= 1.0 and not breakdown.errors
+    assert breakdown.components["format"] is None and breakdown.components["validity"] is None
+
+
+def test_score_prints_null_for_components_the_task_does_not_implement(run_cli, minimal_site):
+    """`rlstruct score` keeps all four component keys; the ones the task lacks are null."""
+    record = {"facts": {"city": "oslo", "colour": "teal"}, "keys": ["city", "colour"]}
+    lines = [score_line(record, c) for c in ("city=oslo\ncolour=teal", "city=oslo\ncolour=red\nnoise", "no")]
+    for workers in ("0", "2"):  # in-process and in the sandbox's worker processes
+        result = run_cli("score", "--task", EXAMPLE_TASK, "--workers", workers, "-", input="\n".join(lines),
+                         pythonpath=[minimal_site], env={"RLSTRUCT_PLUGINS": "minimal-kv"})
+        assert result.returncode == 0, result.stderr
+        outputs = json_lines(result.stdout)
+        assert [list(out["components"]) for out in outputs] == [list(COMPONENTS)] * 3
+        assert [out["components"] for out in outputs] == [
+            {"structure": 1.0, "format": None, "content": 1.0, "validity": None},
+            {"structure": pytest.approx(2 / 3), "format": None, "content": 0.5, "validity": None},
+            {"structure": 0.0, "format": None, "content": 0.0, "validity": None},
+        ]
+        assert [out["reward"] for out in outputs] == [1.0, pytest.approx((2 / 3 + 0.5) / 2), 0.0]
+        assert all(out["error"] is None for out in outputs)
+
+
+def test_config_weight_for_a_component_the_task_lacks_is_a_clean_error(run_cli, minimal_site, tmp_path):
+    config = tmp_path / "kv.toml"
+    config.write_text('[task]\nname = "key-value"\n[model]\nname_or_path = "x"\n[reward.weights]\nformat = 1.0\n')
+    result = run_cli("score", "--task", EXAMPLE_TASK, "--config", str(config), "-", input="",
+                     pythonpath=[minimal_site], env={"RLSTRUCT_PLUGINS": "minimal-kv"})
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert "reward.weights.format" in result.stderr and "has no format component" in result.stderr
 
 
 # -- broken plugins ----------------------------------------------------------------------------------

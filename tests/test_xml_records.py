@@ -137,30 +137,21 @@ def reachable_text(record: dict, completion: str) -> str:
 
 
 # -- records, synthetic data, prompts ----------------------------------------------------------------
-def test_reference_completion_scores_one_on_every_component():
-    records = TASK.synthetic("train", 150, 3) + TASK.synthetic("test", 50, 3) + [EVENT]
-    assert {r["xsd"] for r in records} >= {"bibliography", "purchase-order"}
-    for record in records:
-        assert TASK.normalize_record(record) == record
-        breakdown = score(record, TASK.reference_completion(record))
-        assert breakdown.components == {name: 1.0 for name in COMPONENTS}, (record["prompt"], breakdown)
-        assert breakdown.reward == 1.0 and not breakdown.errors
+# That synthetic references score 1.0, that records round-trip through JSON and normalize_record,
+# that splits are seeded, disjoint and sized, that an unknown split is refused, and that generic
+# hostile output is bounded is checked for every built-in task by the contract kit
+# (tests/test_contract_kit.py).
+def test_synthetic_covers_both_builtin_schemas_and_a_record_xsd_reference_scores_one():
+    assert {r["xsd"] for r in TRAIN} >= {"bibliography", "purchase-order"}
+    assert TASK.normalize_record(EVENT) == EVENT
+    breakdown = score(EVENT, TASK.reference_completion(EVENT))
+    assert breakdown.components == {name: 1.0 for name in COMPONENTS}, breakdown
+    assert breakdown.reward == 1.0 and not breakdown.errors
 
 
-def test_synthetic_is_seeded_and_splits_are_disjoint():
-    assert TASK.synthetic("train", 30, 5) == TASK.synthetic("train", 30, 5)
-    assert TASK.synthetic("train", 30, 5) != TASK.synthetic("train", 30, 6)
-    prompts = {split: {r["prompt"] for r in TASK.synthetic(split, 200, 5)} for split in ("train", "validation", "test")}
-    assert all(len(p) == 200 for p in prompts.values())  # no duplicates within a split
-    assert not prompts["train"] & prompts["test"]
-    assert not prompts["train"] & prompts["validation"]
-    assert not prompts["validation"] & prompts["test"]
-    other_seed = {r["prompt"] for r in TASK.synthetic("test", 200, 99)}
-    assert not other_seed & prompts["train"]
+def test_split_aliases():
     assert TASK.synthetic("eval", 5, 1) == TASK.synthetic("test", 5, 1)
     assert TASK.synthetic("dev", 5, 1) == TASK.synthetic("validation", 5, 1)
-    with pytest.raises(ValueError):
-        TASK.synthetic("bogus", 5, 1)
 
 
 def test_synthetic_prompts_state_the_facts():
@@ -543,14 +534,11 @@ def test_schema_location_hints_in_the_completion_load_nothing(no_network):
     assert breakdown.reward == 1.0
 
 
+# Generic hostile output (10 MB strings, deep nesting, number bombs, invalid UTF-8, empty) is
+# checked by the contract kit; these are the cases shaped like XML and like the task's documents.
 _ODD = [
-    "",
-    "   \n\t ",
-    "Sure! Here is your purchase order.",
-    "\udcff",
     "<purchaseOrder>\udcff</purchaseOrder>",
     b"<purchaseOrder>\xff\xfe</purchaseOrder>".decode("utf-8", "surrogateescape"),
-    "x" * 10_000_000,
     "<purchaseOrder>" + "y" * 10_000_000 + "</purchaseOrder>",
     "<" * 99_000,
     "<!--" * 24_000,
@@ -589,12 +577,11 @@ def test_components_tolerate_odd_parsed_values():
     assert TASK.structure(PO, None).score == 0.0  # type: ignore[arg-type]
 
 
-# -- properties ------------------------------------------------------------------------------------------
+# -- properties (random text and edited synthetic references are fuzzed by the contract kit) ---------
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.text(max_size=300))
-def test_random_text_never_raises(text):
+def test_random_text_inside_a_root_element_never_raises(text):
     for record in (PO, BIB):
-        assert_clean(score(record, text))
         assert_clean(score(record, f"<purchaseOrder>{text}</purchaseOrder>"))
 
 
@@ -618,7 +605,7 @@ def _mutate(text: str, edits) -> str:
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.sampled_from([PO, BIB, PO_SMALL, BIB_SMALL, EVENT]), _EDITS)
+@given(st.sampled_from([PO_SMALL, BIB_SMALL, EVENT]), _EDITS)
 def test_mutated_references_never_raise_and_gate(record, edits):
     breakdown = score(record, _mutate(record["reference"], edits))
     assert_clean(breakdown)

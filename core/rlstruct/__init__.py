@@ -1,21 +1,15 @@
 """rlstruct: GRPO that teaches language models reliable structured output, with task plugins.
 
-Public API for plugin authors::
+Public API for plugin authors (see :mod:`rlstruct.plugin_api` and docs/plugins.md)::
 
-    from rlstruct import hookimpl, Task, Parsed, Prompt, RecordError, RewardComponent
+    from rlstruct import hookimpl, Task, Parsed, Prompt, Record, RecordError, RewardComponent
+    from rlstruct import generate_split, parse_json_completion, parse_untrusted_xml, f1, normalize_text
+
+``import rlstruct`` stays light: it never imports torch or transformers.
 """
 
-from .hookspecs import hookimpl
-from .task import COMPONENTS, Parsed, Prompt, Record, RecordError, RewardComponent, Task
+from .plugin_api import *  # noqa: F403 - the public surface is plugin_api.__all__
+from .plugin_api import __all__ as _plugin_api_names
 
-__all__ = [
-    "COMPONENTS",
-    "Parsed",
-    "Prompt",
-    "Record",
-    "RecordError",
-    "RewardComponent",
-    "Task",
-    "hookimpl",
-]
+__all__ = list(_plugin_api_names)
 __version__ = "0.1.0"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from pathlib import Path
 from typing import Any, Callable, Sequence, TextIO
@@ -15,6 +16,7 @@ from typing import Any, Callable, Sequence, TextIO
 from . import __version__
 from .config import ConfigError
 from .data import DataError
+from .engine.interrupt import TrainingInterrupted  # no torch: signal handling only
 from .plugins import PluginConflictError, PluginManager, UnknownTaskError
 from .reward import RewardConfigError
 
@@ -26,6 +28,52 @@ EPILOG_ENV = (
 
 class CLIError(Exception):
     """A user-facing error: printed as 'rlstruct: error: ...' with exit status 1."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose usage errors are one line naming the flag (exit status 2)."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+# -- flag value checks: argparse reports them as "argument --flag: <message>" ----------------------
+def int_at_least(low: int) -> Callable[[str], int]:
+    """An argparse ``type`` accepting integers >= ``low``."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be an integer >= {low}, got {text!r}") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be >= {low}, got {value}")
+        return value
+
+    parse.__name__ = f"integer >= {low}"
+    return parse
+
+
+def positive_seconds(text: str) -> float:
+    """An argparse ``type`` accepting a finite number of seconds > 0 (nan or inf would disable the bound)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number of seconds > 0, got {text!r}") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a finite number of seconds > 0, got {text!r}")
+    return value
+
+
+def difficulty_arg(text: str) -> float:
+    """An argparse ``type`` accepting a difficulty, a number from 0 to 1."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number from 0 to 1, got {text!r}") from None
+    if not 0.0 <= value <= 1.0:  # also refuses nan
+        raise argparse.ArgumentTypeError(f"must be a number from 0 to 1, got {text!r}")
+    return value
 
 
 def _emit_json(obj: Any, out: TextIO) -> None:
@@ -106,12 +154,18 @@ def cmd_rewards(args: argparse.Namespace) -> int:
 def cmd_data(args: argparse.Namespace) -> int:
     from .data import DataError, load_records
 
+    from .data_skip import SkippedRecords
+
     pm = PluginManager()
     task = _task(pm, args.task)
+    skipped = SkippedRecords() if getattr(args, "skip_bad_records", False) else None
     try:
-        records = load_records(task, args.source, args.split, args.limit, args.seed)
+        records = load_records(task, args.source, args.split, args.limit, args.seed, difficulty=args.difficulty,
+                               skipped=skipped)
     except DataError as exc:
         raise CLIError(str(exc)) from None
+    for line in skipped.report() if skipped is not None else []:
+        print(line if line.startswith(" ") else f"rlstruct: warning: {line}", file=sys.stderr)
     out = sys.stdout
     for record in records:
         out.write(json.dumps(record, ensure_ascii=False) + "\n")
@@ -119,14 +173,14 @@ def cmd_data(args: argparse.Namespace) -> int:
 
 
 def _read_score_input(path: str, task) -> tuple[list[dict], list[str]]:
-    from .task import RecordError
+    from .data import check_records
 
     name = "<stdin>" if path == "-" else path
     try:
         raw = sys.stdin.buffer.read() if path == "-" else Path(path).read_bytes()
     except OSError as exc:
         raise CLIError(f"{name}: {exc.strerror}") from None
-    records, completions = [], []
+    rows, completions = [], []
     for lineno, line in enumerate(raw.splitlines(), start=1):
         if not line.strip():
             continue
@@ -137,6 +191,8 @@ def _read_score_input(path: str, task) -> tuple[list[dict], list[str]]:
             raise CLIError(f"{where}: not valid UTF-8 (byte {exc.start}); encode completions as JSON strings") from None
         except json.JSONDecodeError as exc:
             raise CLIError(f"{where}: invalid JSON: {exc.msg} (column {exc.colno})") from None
+        except RecursionError:
+            raise CLIError(f"{where}: nested too deeply to read") from None
         if not isinstance(item, dict):
             raise CLIError(f"{where}: expected an object with 'record' and 'completion'")
         for key in ("record", "completion"):
@@ -146,12 +202,10 @@ def _read_score_input(path: str, task) -> tuple[list[dict], list[str]]:
             raise CLIError(f"{where}: 'record' must be an object")
         if not isinstance(item["completion"], str):
             raise CLIError(f"{where}: 'completion' must be a string")
-        try:
-            records.append(task.normalize_record(item["record"]))
-        except RecordError as exc:
-            raise CLIError(f"{where}: record: {exc}") from None
+        rows.append((f"{where}: record", item["record"]))
         completions.append(item["completion"])
-    return records, completions
+    # checked in a bounded worker: a record too costly to check is reported, not left spinning
+    return check_records(task, rows), completions
 
 
 def cmd_score(args: argparse.Namespace) -> int:
@@ -168,9 +222,15 @@ def cmd_score(args: argparse.Namespace) -> int:
         from .config import ConfigError, load_config
 
         try:
-            cfg = load_config(args.config)
+            cfg = load_config(args.config, require=())  # scoring needs no model and takes the task from --task
         except ConfigError as exc:
             raise CLIError(str(exc)) from None
+        if cfg.task.name and cfg.task.name != args.task:
+            print(
+                f"rlstruct: warning: --task {args.task} but {args.config} has task.name = {cfg.task.name!r}; "
+                f"scoring as {args.task} with the config's reward settings",
+                file=sys.stderr,
+            )
         weights, extras = cfg.reward.weights, cfg.reward.extras
         memory = cfg.reward.memory_mb
         workers = args.workers if args.workers is not None else cfg.reward.workers
@@ -220,11 +280,29 @@ def cmd_tiny_model(args: argparse.Namespace) -> int:
     return tiny_model_command(args)
 
 
+def cmd_demo(args: argparse.Namespace) -> int:
+    from .demo.command import demo_command
+
+    return demo_command(args)
+
+
+def cmd_plot(args: argparse.Namespace) -> int:
+    from .plot import plot_command
+
+    return plot_command(args)
+
+
+def cmd_plugin(args: argparse.Namespace) -> int:
+    from .scaffold import plugin_command
+
+    return plugin_command(args)
+
+
 # -- parser ----------------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     from .config import describe
 
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="rlstruct",
         description="Teach language models reliable structured output with GRPO and task plugins.",
         epilog=EPILOG_ENV,
@@ -248,8 +326,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--task", required=True, help="task name (see `rlstruct tasks`)")
     p.add_argument("--source", default="synthetic", help="synthetic (default), hf, a .jsonl/.json/.parquet file, or a data set name[:config]")
     p.add_argument("--split", default="train", help="split name (default train)")
-    p.add_argument("--limit", type=int, default=None, help="at most N records (synthetic default: the task's size)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the synthetic generator")
+    p.add_argument("--limit", type=int_at_least(0), default=None, help="at most N records, N >= 0 (synthetic default: the task's size)")
+    p.add_argument("--seed", type=int_at_least(0), default=0, help="seed of the synthetic generator, >= 0 (default 0)")
+    p.add_argument("--difficulty", type=difficulty_arg, default=None, metavar="D",
+                   help="difficulty of the synthetic generator, 0 (easiest) to 1 (hardest); default: the task's own (0.5 for built-ins)")
+    p.add_argument("--skip-bad-records", action="store_true", help="skip malformed records (counted and reported "
+                   "on stderr with file:line and reason) instead of stopping at the first")
 
     p = add(
         "score",
@@ -262,15 +344,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("file", metavar="FILE.jsonl", help="input JSONL, or - for stdin")
     p.add_argument("-o", "--output", metavar="OUT.jsonl", help="write here instead of stdout")
     p.add_argument("--config", help="take reward weights, extra components and bounds from this task config")
-    p.add_argument("--timeout", type=float, default=None, help="seconds one component may take (default 2)")
-    p.add_argument("--workers", type=int, default=None, help="scoring processes (default: the config's reward.workers, else 2; 0: inline, unbounded)")
+    p.add_argument("--timeout", type=positive_seconds, default=None, help="seconds one component may take, > 0 (default: the config's reward.timeout_s, else 2)")
+    p.add_argument("--workers", type=int_at_least(0), default=None, help="scoring processes, >= 0 (default: the config's reward.workers, else 2; 0: inline, unbounded, for debugging)")
 
     train_help = "Train a policy with GRPO from a task config."
     p = add("train", cmd_train, train_help, epilog="Config keys:\n" + describe(), formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("config", metavar="CONFIG.toml", help="task config (see tasks/)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help="override a config key, e.g. --set grpo.steps=10 (repeatable)")
     p.add_argument("--output-dir", help="run directory (overrides run.output_dir)")
-    p.add_argument("--resume", metavar="DIR", help="resume from a run directory or one of its checkpoints")
+    p.add_argument("--resume", metavar="DIR", help="resume from a run directory or one of its checkpoints; the run continues in that "
+                   "run directory unless --output-dir names another (new) one")
+    p.add_argument("--allow-config-change", action="store_true", help="with --resume: accept config changes that make the "
+                   "resumed run differ from an uninterrupted one (group size, model, task, learning rate, ...); "
+                   "raising grpo.steps and changing logging, checkpointing or evaluation settings need no flag")
 
     p = add("sft", cmd_sft, "Supervised fine-tuning on the task's reference completions.", epilog="Config keys:\n" + describe(), formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("config", metavar="CONFIG.toml", help="task config")
@@ -279,25 +365,66 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("eval", cmd_eval, "Evaluate a model on a task's held-out records (greedy by default).")
     p.add_argument("--model", required=True, metavar="PATH_OR_NAME", help="model directory (full model or LoRA adapter) or Hub name")
-    p.add_argument("--task", required=True, help="task name")
+    p.add_argument("--task", default=None, help="task name (default: the config's task; a [[task.mixture]] config: "
+                   "each of its tasks, and their macro mean)")
     p.add_argument("--split", default=None, help="held-out split (default: the config's task.eval_split, else test)")
-    p.add_argument("--limit", type=int, default=None, help="records evaluated (default: the config's task.eval_limit, else 64)")
+    p.add_argument("--limit", type=int_at_least(1), default=None, help="records evaluated, >= 1 (default: the config's task.eval_limit, else 64)")
     p.add_argument("--source", default=None, help="where records come from, as for `data` (default: the config's, else synthetic)")
-    p.add_argument("--seed", type=int, default=None, help="data seed of the synthetic generator (default: the config's, else 0)")
-    p.add_argument("--config", help="take the eval protocol and reward settings from this task config")
+    p.add_argument("--seed", type=int_at_least(0), default=None, help="data seed of the synthetic generator, >= 0 (default: the config's, else 0)")
+    p.add_argument("--config", help="take the eval protocol and reward settings from this task config (default: the "
+                   "run's own config.toml when --model is RUN/final or a run's checkpoint, else built-in defaults)")
     p.add_argument("--sample", action="store_true", help="sample at eval.temperature instead of greedy decoding")
-    p.add_argument("--max-new-tokens", type=int, default=None, help="completion length cap")
+    p.add_argument("--max-new-tokens", type=int_at_least(1), default=None, help="completion length cap, >= 1 (default: the config's eval.max_new_tokens)")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="device")
     p.add_argument("--json", action="store_true", help='print one JSON object {"n", "reward", "structure", ...}')
     p.add_argument("-o", "--output", metavar="ROWS.jsonl", help="also write every completion with its reward breakdown")
+    p.add_argument("--out", metavar="DIR", help="save the run in DIR: results.jsonl (every completion, written per batch) "
+                   "and summary.json (figures, protocol, data hash, versions); the same command with the same DIR "
+                   "resumes a killed run")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config key, e.g. --set eval.samples_per_prompt=8 (repeatable)")
+    p.add_argument("--constrained", action="store_true", help="decode with the task's JSON Schema enforced "
+                   '(the constrained-decoding baseline; needs pip install "rlstruct[constrained]")')
+    p.add_argument("--max-prompt-tokens", type=int_at_least(0), default=None, metavar="N",
+                   help="longest prompt in tokens; 0: the model's context length minus --max-new-tokens (default: the "
+                   "config's grpo.max_prompt_tokens, else 0)")
+    p.add_argument("--skip-bad-records", action="store_true", help="skip malformed records of a file or data set "
+                   "(counted and reported with file:line and reason) instead of stopping at the first")
 
-    p = add("tiny-model", cmd_tiny_model, "Build a tiny Qwen2-shaped model with a locally trained tokenizer (offline).")
-    p.add_argument("out", metavar="OUT_DIR", help="where to save it")
-    p.add_argument("--task", action="append", default=[], help="add this task's synthetic records to the tokenizer corpus (repeatable)")
-    p.add_argument("--vocab-size", type=int, default=1024)
-    p.add_argument("--hidden", type=int, default=128)
-    p.add_argument("--layers", type=int, default=2)
-    p.add_argument("--seed", type=int, default=0)
+    p = add(
+        "tiny-model",
+        cmd_tiny_model,
+        "Build a tiny Qwen2-shaped model with a locally trained tokenizer (offline, randomly initialised weights).",
+        epilog="Example: a model for GSM8K-as-JSON, warm-started and trained by tasks/gsm8k-json-tiny.toml:\n"
+        "  rlstruct tiny-model .tiny/gsm8k-json --task gsm8k-json\n"
+        "A wider, deeper one whose tokenizer also knows two tasks' text:\n"
+        "  rlstruct tiny-model .tiny/mixed --task json-recipes --task xml-records --hidden 256 --layers 4",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("out", metavar="OUT_DIR", help="directory to save the model and tokenizer in (created if missing); "
+                   "use it as model.name_or_path")
+    p.add_argument("--task", action="append", default=[], metavar="NAME",
+                   help="add 300 of this task's synthetic prompts and reference completions to the tokenizer's "
+                   "training text, so its output tokenizes compactly (repeatable; default: none, a generic corpus "
+                   "of instructions, JSON, XML and chat only)")
+    p.add_argument("--vocab-size", type=int_at_least(1), default=1024, metavar="N",
+                   help="largest tokenizer vocabulary, special tokens included; BPE merges stop there, and the 256 "
+                   "byte symbols and special tokens are always kept (default: %(default)s)")
+    p.add_argument("--hidden", type=int_at_least(4), default=128, metavar="N",
+                   help="hidden width; a multiple of 4, the number of attention heads; the MLP is about 8/3 as wide "
+                   "(default: %(default)s)")
+    p.add_argument("--layers", type=int_at_least(1), default=2, metavar="N", help="decoder layers (default: %(default)s)")
+    p.add_argument("--seed", type=int_at_least(0), default=0, metavar="N",
+                   help="seed of the weight initialisation; the tokenizer depends only on its text (default: %(default)s)")
+
+    from .demo.command import DESCRIPTION as DEMO_DESCRIPTION, add_demo_arguments  # no torch imported
+    from .plot import add_plot_arguments
+
+    add_demo_arguments(add("demo", cmd_demo, DEMO_DESCRIPTION))
+    add_plot_arguments(add("plot", cmd_plot, "Plot a run's training dynamics (reward components, completion length, KL per step) as a PNG."))
+    from .scaffold import add_plugin_arguments
+
+    add_plugin_arguments(add("plugin", cmd_plugin, "Plugin authoring: `rlstruct plugin new NAME` creates a new task plugin project."))
     return parser
 
 
@@ -312,6 +439,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:  # `rlstruct data ... | head`
         sys.stderr.close()
         return 0
+    except TrainingInterrupted as exc:  # a Ctrl-C that saved a checkpoint (train reports it itself)
+        print(f"rlstruct: {exc}", file=sys.stderr)
+        return 130
     except KeyboardInterrupt:
         print("rlstruct: interrupted", file=sys.stderr)
         return 130

@@ -12,6 +12,7 @@ import dataclasses
 import difflib
 import inspect
 import json
+import math
 import textwrap
 import tomllib
 import types
@@ -38,11 +39,19 @@ class TaskConfig:
     eval_split: str = "test"
     """Held-out split used by evaluation (never trained on)."""
     train_limit: int = 512
-    """Records loaded for training (synthetic: how many are generated)."""
+    """Records loaded for training (synthetic: how many are generated). Range: >= 1."""
     eval_limit: int = 64
-    """Held-out records evaluated after training and by `rlstruct eval`."""
+    """Held-out records evaluated after training and by `rlstruct eval`. Range: >= 1."""
     data_seed: int = 0
-    """Seed of the synthetic generator (kept apart from the training seed so data stay fixed)."""
+    """Seed of the synthetic generator (kept apart from the training seed so data stay fixed). Range: >= 0."""
+    skip_bad_records: bool = False
+    """Skip malformed records of a file or data set (counted, and reported with file:line and reason) instead of stopping at the first."""
+    difficulty: float | None = None
+    """Difficulty of the synthetic generator, 0 (easiest) to 1 (hardest); unset: the task's own default (docs/mixture.md)."""
+    curriculum: dict[str, Any] = field(default_factory=dict)
+    """[task.curriculum]: difficulty per step, `kind` = constant, linear (start, end, steps) or adaptive (start, end, threshold, patience, increment); docs/mixture.md."""
+    mixture: list[dict[str, Any]] = field(default_factory=list)
+    """[[task.mixture]]: several tasks in one run, each entry taking the keys of [task] (defaults: [task]'s) plus `weight` (> 0, default 1) and its own `reward` table (weights, extras); leave task.name out. docs/mixture.md."""
 
 
 @dataclass
@@ -50,15 +59,15 @@ class RewardConfig:
     """How reward components are weighted and bounded."""
 
     weights: dict[str, float] = field(default_factory=dict)
-    """Overrides of the task's component weights, e.g. {structure = 1.0, content = 2.0}."""
+    """Overrides of the task's component weights, e.g. {structure = 1.0, content = 2.0}. Range: each >= 0."""
     extras: dict[str, dict[str, Any]] = field(default_factory=dict)
     """Extra registered components: [reward.extras.NAME] with `weight` and the component's parameters."""
     timeout_s: float = 2.0
-    """Seconds one reward component may run on one completion before it scores 0 (time-out, reported)."""
+    """Seconds one reward component may run on one completion before it scores 0 (time-out, reported). Range: > 0."""
     memory_mb: int = 1024
-    """Memory (MiB) a reward worker may allocate; beyond it the component scores 0 (reported)."""
+    """Memory (MiB) a reward worker may allocate; beyond it the component scores 0 (reported). Range: >= 1."""
     workers: int = 2
-    """Reward worker processes (0 scores inline with no time or memory bound: debugging only)."""
+    """Reward worker processes (0 scores inline with no time or memory bound: debugging only). Range: >= 0."""
 
 
 @dataclass
@@ -72,11 +81,11 @@ class ModelConfig:
     lora: bool = True
     """Train a LoRA adapter (the reference policy is the same model with the adapter disabled) instead of all weights."""
     lora_r: int = 16
-    """LoRA rank."""
+    """LoRA rank. Range: >= 1."""
     lora_alpha: int = 32
-    """LoRA scaling alpha."""
+    """LoRA scaling alpha. Range: >= 1."""
     lora_dropout: float = 0.0
-    """LoRA dropout (0 keeps log-probs of old and new policy comparable)."""
+    """LoRA dropout (0 keeps log-probs of old and new policy comparable). Range: [0, 1)."""
     lora_targets: list[str] = field(
         default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
     )
@@ -92,27 +101,27 @@ class GRPOConfig:
     """The GRPO algorithm and optimiser."""
 
     steps: int = 100
-    """Optimiser steps (each = one rollout batch, num_iterations passes over it)."""
+    """Optimiser steps (each = one rollout batch, num_iterations passes over it). Range: >= 1."""
     prompts_per_step: int = 8
-    """Prompts P sampled per step."""
+    """Prompts P sampled per step. Range: >= 1."""
     group_size: int = 8
-    """Completions G per prompt (the group whose mean is the baseline)."""
+    """Completions G per prompt (the group whose mean is the baseline). Range: >= 2."""
     temperature: float = 1.0
-    """Sampling temperature for rollouts (log-probs use the same temperature)."""
+    """Sampling temperature for rollouts (log-probs use the same temperature). Range: > 0."""
     top_p: float = 1.0
-    """Nucleus sampling threshold for rollouts."""
+    """Nucleus sampling threshold for rollouts. Range: (0, 1]."""
     max_new_tokens: int = 256
-    """Completion length cap; longer completions are truncated."""
-    max_prompt_tokens: int = 512
-    """Longest prompt in tokens; training stops with an error naming the record if a prompt is longer."""
+    """Completion length cap; longer completions are truncated. Range: >= 1."""
+    max_prompt_tokens: int = 0
+    """Longest prompt in tokens; a longer one is an error naming the record. 0: auto, the model's context length (max_position_embeddings) minus the completion budget (max_new_tokens). Range: >= 0."""
     num_iterations: int = 1
-    """Policy updates per rollout batch (>1 makes the importance ratio and clipping matter)."""
+    """Policy updates per rollout batch (>1 makes the importance ratio and clipping matter). Range: >= 1."""
     epsilon_low: float = 0.2
-    """Lower clip range of the importance ratio."""
+    """Lower clip range of the importance ratio (the ratio is clipped below at 1 - epsilon_low). Range: [0, 1)."""
     epsilon_high: float = 0.2
-    """Upper clip range (DAPO's clip-higher uses e.g. 0.28)."""
+    """Upper clip range (DAPO's clip-higher uses e.g. 0.28). Range: >= 0."""
     beta: float = 0.0
-    """KL coefficient to the reference policy (k3 estimator); 0 skips the reference forward pass."""
+    """KL coefficient to the reference policy (k3 estimator); 0 skips the reference forward pass. Range: >= 0."""
     loss_type: Literal["grpo", "bnpo", "dapo", "dr_grpo"] = "dapo"
     """Loss aggregation: grpo = mean per sequence then batch; bnpo/dapo = mean over tokens; dr_grpo = constant normaliser."""
     scale_rewards: bool = True
@@ -120,23 +129,31 @@ class GRPOConfig:
     mask_truncated: bool = False
     """Leave completions that hit max_new_tokens out of the loss."""
     micro_batch_size: int = 16
-    """Sequences per forward/backward pass; gradients accumulate over the step's batch."""
+    """Sequences per forward/backward pass; gradients accumulate over the step's batch. Range: >= 1."""
     learning_rate: float = 1e-4
-    """Peak AdamW learning rate."""
+    """Peak AdamW learning rate. Range: > 0."""
     weight_decay: float = 0.0
-    """AdamW weight decay."""
+    """AdamW weight decay. Range: >= 0."""
     adam_betas: list[float] = field(default_factory=lambda: [0.9, 0.99])
-    """AdamW betas."""
+    """AdamW betas (two numbers). Range: each [0, 1)."""
     warmup_steps: int = 0
-    """Linear warm-up steps."""
+    """Linear warm-up steps. Range: >= 0."""
     lr_schedule: Literal["constant", "linear", "cosine"] = "constant"
     """Learning-rate decay after warm-up."""
     max_grad_norm: float = 1.0
-    """Gradient clipping norm (0 disables)."""
+    """Gradient clipping norm (0 disables). Range: >= 0."""
     logprob_chunk_size: int = 64
-    """Completion positions per chunk when computing log-probs (bounds float32 logits memory)."""
+    """Completion positions per chunk when computing log-probs (bounds float32 logits memory). Range: >= 1."""
     max_nan_steps: int = 3
-    """Stop the run after this many consecutive steps with a non-finite loss (each is skipped)."""
+    """Stop the run after this many consecutive steps with a non-finite loss (each is skipped). Range: >= 1."""
+    generation: Literal["fast", "plain"] = "fast"
+    """Rollout path: `fast` prefills each prompt once for its group and decodes in a lean loop (Llama, Mistral, Qwen2, Qwen3 decoders; others use `plain`); `plain` is Hugging Face `generate` on every row."""
+    shared_prompt: bool = True
+    """Encode each group's prompt once in the update, its G completions attending to it (same loss and gradients; Llama-family decoders, others use the plain update)."""
+    micro_batch_tokens: int = 0
+    """Also cap each micro-batch at this many tokens as the update processes them (0: rows only, `micro_batch_size`). Range: >= 0."""
+    decode_threads: int = 0
+    """Torch threads while generating (0: unchanged); a small model can decode faster on fewer threads. Range: >= 0."""
 
 
 @dataclass
@@ -144,13 +161,13 @@ class SFTConfig:
     """Supervised fine-tuning on the task's reference completions (`rlstruct sft`)."""
 
     steps: int = 200
-    """Optimiser steps."""
+    """Optimiser steps. Range: >= 1."""
     batch_size: int = 16
-    """Sequences per step."""
+    """Sequences per step. Range: >= 1."""
     learning_rate: float = 1e-3
-    """AdamW learning rate (constant after warm-up)."""
+    """AdamW learning rate (constant after warm-up). Range: > 0."""
     warmup_steps: int = 10
-    """Linear warm-up steps."""
+    """Linear warm-up steps. Range: >= 0."""
 
 
 @dataclass
@@ -160,13 +177,13 @@ class EvalConfig:
     greedy: bool = True
     """Greedy decoding (false: sample with `temperature`)."""
     temperature: float = 1.0
-    """Sampling temperature when not greedy."""
+    """Sampling temperature when not greedy. Range: > 0."""
     samples_per_prompt: int = 1
-    """Completions per held-out prompt (greedy uses 1)."""
+    """Completions per held-out prompt (greedy uses 1). Range: >= 1."""
     max_new_tokens: int = 256
-    """Completion length cap during evaluation."""
+    """Completion length cap during evaluation. Range: >= 1."""
     batch_size: int = 16
-    """Prompts generated at once."""
+    """Prompts generated at once. Range: >= 1."""
 
 
 @dataclass
@@ -176,21 +193,23 @@ class RunConfig:
     output_dir: str = "runs/default"
     """Run directory: config.toml, metrics.jsonl, samples.jsonl, checkpoints/."""
     seed: int = 0
-    """Seed of torch, Python and sampling RNGs."""
+    """Seed of torch, Python and sampling RNGs. Range: >= 0."""
     device: Literal["auto", "cpu", "cuda"] = "auto"
     """`auto` picks CUDA when available."""
     save_every: int = 50
-    """Checkpoint every N steps (and at the end)."""
+    """Checkpoint every N steps (and at the end, and at a Ctrl-C). Range: >= 1."""
     keep_last: int = 2
-    """Checkpoints kept; older ones are deleted after a newer one is complete."""
+    """Checkpoints kept; older ones are deleted after a newer one is complete. Range: >= 1."""
     samples_per_step: int = 2
-    """Completions per step written to samples.jsonl."""
+    """Completions per step written to samples.jsonl. Range: >= 0."""
     quiet: bool = False
     """No progress bar (one log line every `log_every` steps instead)."""
     log_every: int = 10
-    """Steps between log lines in quiet mode."""
+    """Steps between log lines in quiet mode. Range: >= 1."""
     eval_at_end: bool = True
     """Evaluate on the held-out split after training (written to eval.json)."""
+    report_to: list[str] = field(default_factory=list)
+    """Experiment trackers sent every metrics line, the resolved config and sample tables: any of tensorboard, wandb, trackio, mlflow (each needs the extra of its name, docs/tracking.md)."""
 
 
 @dataclass
@@ -207,6 +226,94 @@ class Config:
 
 
 REQUIRED = ("task.name", "model.name_or_path")
+
+
+@dataclass(frozen=True)
+class Range:
+    """The valid values of a numeric key: a lower and/or an upper bound, each inclusive or not."""
+
+    low: float | None = None
+    high: float | None = None
+    low_inclusive: bool = True
+    high_inclusive: bool = True
+
+    def text(self) -> str:
+        """The range as written in docstrings: ``>= 1``, ``> 0``, ``[0, 1)``, ``(0, 1]``."""
+        if self.low is not None and self.high is not None:
+            left, right = "[" if self.low_inclusive else "(", "]" if self.high_inclusive else ")"
+            return f"{left}{self.low:g}, {self.high:g}{right}"
+        if self.low is not None:
+            return f"{'>=' if self.low_inclusive else '>'} {self.low:g}"
+        return f"{'<=' if self.high_inclusive else '<'} {self.high:g}"
+
+    def requirement(self) -> str:
+        """The range as the end of an error message: ``must be >= 1`` / ``must be in [0, 1)``."""
+        both = self.low is not None and self.high is not None
+        return f"must be {'in ' if both else ''}{self.text()}"
+
+    def __contains__(self, value: float) -> bool:
+        if self.low is not None and not (value >= self.low if self.low_inclusive else value > self.low):
+            return False
+        if self.high is not None and not (value <= self.high if self.high_inclusive else value < self.high):
+            return False
+        return True
+
+
+_AT_LEAST_0, _AT_LEAST_1, _POSITIVE = Range(0), Range(1), Range(0, low_inclusive=False)
+_UNIT_OPEN_HIGH = Range(0, 1, high_inclusive=False)
+
+RANGES: dict[str, Range] = {
+    "task.train_limit": _AT_LEAST_1,
+    "task.eval_limit": _AT_LEAST_1,
+    "task.data_seed": _AT_LEAST_0,
+    "reward.weights": _AT_LEAST_0,
+    "reward.timeout_s": _POSITIVE,
+    "reward.memory_mb": _AT_LEAST_1,
+    "reward.workers": _AT_LEAST_0,
+    "model.lora_r": _AT_LEAST_1,
+    "model.lora_alpha": _AT_LEAST_1,
+    "model.lora_dropout": _UNIT_OPEN_HIGH,
+    "grpo.steps": _AT_LEAST_1,
+    "grpo.prompts_per_step": _AT_LEAST_1,
+    "grpo.group_size": Range(2),
+    "grpo.temperature": _POSITIVE,
+    "grpo.top_p": Range(0, 1, low_inclusive=False),
+    "grpo.max_new_tokens": _AT_LEAST_1,
+    "grpo.max_prompt_tokens": _AT_LEAST_0,
+    "grpo.num_iterations": _AT_LEAST_1,
+    "grpo.epsilon_low": _UNIT_OPEN_HIGH,
+    "grpo.epsilon_high": _AT_LEAST_0,
+    "grpo.beta": _AT_LEAST_0,
+    "grpo.micro_batch_size": _AT_LEAST_1,
+    "grpo.learning_rate": _POSITIVE,
+    "grpo.weight_decay": _AT_LEAST_0,
+    "grpo.adam_betas": _UNIT_OPEN_HIGH,
+    "grpo.warmup_steps": _AT_LEAST_0,
+    "grpo.max_grad_norm": _AT_LEAST_0,
+    "grpo.logprob_chunk_size": _AT_LEAST_1,
+    "grpo.max_nan_steps": _AT_LEAST_1,
+    "grpo.micro_batch_tokens": _AT_LEAST_0,
+    "grpo.decode_threads": _AT_LEAST_0,
+    "sft.steps": _AT_LEAST_1,
+    "sft.batch_size": _AT_LEAST_1,
+    "sft.learning_rate": _POSITIVE,
+    "sft.warmup_steps": _AT_LEAST_0,
+    "eval.temperature": _POSITIVE,
+    "eval.samples_per_prompt": _AT_LEAST_1,
+    "eval.max_new_tokens": _AT_LEAST_1,
+    "eval.batch_size": _AT_LEAST_1,
+    "run.seed": _AT_LEAST_0,
+    "run.save_every": _AT_LEAST_1,
+    "run.keep_last": _AT_LEAST_1,
+    "run.samples_per_step": _AT_LEAST_0,
+    "run.log_every": _AT_LEAST_1,
+}
+"""Valid values of every numeric key (lists and tables: of each item). Each field's docstring ends with
+``Range: <text>.`` (``Range: each <text>.`` for lists and tables), so --help and docs/config.md show it;
+tests/test_config_ranges.py keeps the two in step."""
+
+# Why a bound exists, where the bare range would leave a user guessing.
+_RANGE_WHY = {"grpo.group_size": " (advantages compare completions in a group)"}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -269,6 +376,8 @@ def _check(value: Any, hint: Any, key: str, where: str) -> Any:
     if hint is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"{where}: {key} must be a number, got {value!r}")
+        if not math.isfinite(value):  # TOML has nan and inf literals; no key means anything by them
+            raise ConfigError(f"{where}: {key} must be a finite number, got {value!r}")
         return float(value)
     if hint is int:
         if isinstance(value, bool) or not isinstance(value, int):
@@ -321,16 +430,37 @@ def _parse_override(item: str, where: str) -> tuple[list[str], Any]:
     return parts, value
 
 
-def load_config(path: str | Path, overrides: list[str] | None = None) -> Config:
-    """Read a TOML task config, apply ``--set section.key=value`` overrides, validate everything."""
+def load_config(
+    path: str | Path, overrides: list[str] | None = None, require: tuple[str, ...] = REQUIRED
+) -> Config:
+    """Read a TOML task config, apply ``--set section.key=value`` overrides, validate everything.
+
+    ``require`` lists the keys that must be set (``score`` needs no model, so it passes fewer).
+    """
     path = Path(path)
     where = str(path)
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ConfigError(f"{where}: no such config file") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{where}: is a directory, not a config file") from None
+    except OSError as exc:
+        raise ConfigError(f"{where}: cannot read: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{where}: not UTF-8 text (byte {exc.start})") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{where}: invalid TOML: {exc}") from None
+    return _build(data, overrides, require, where)
+
+
+def config_from_overrides(overrides: list[str] | None = None, where: str = "--set") -> Config:
+    """The built-in defaults with ``--set section.key=value`` overrides applied, validated like a file
+    (for commands that run without a config, such as ``rlstruct eval --model M --task T``)."""
+    return _build({}, overrides, (), where)
+
+
+def _build(data: dict[str, Any], overrides: list[str] | None, require: tuple[str, ...], where: str) -> Config:
     for item in overrides or []:
         parts, value = _parse_override(item, where)
         node = data
@@ -340,43 +470,49 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> Config:
                 raise ConfigError(f"{where}: --set {item!r}: {part!r} is not a table")
         node[parts[-1]] = value
     cfg = from_dict(data, where)
-    for dotted in REQUIRED:
+    for dotted in require:
         section, key = dotted.split(".")
+        if dotted == "task.name" and cfg.task.mixture:
+            continue  # a mixture names its tasks in its entries (checked below)
         if not getattr(getattr(cfg, section), key):
             raise ConfigError(f"{where}: missing required key {dotted!r}")
-    _check_ranges(cfg, where)
+    check_ranges(cfg, where)
+    _check_trackers(cfg, where)
+    from .mixture import check_task_settings  # difficulty, curriculum and [[task.mixture]] entries
+
+    check_task_settings(cfg, where)
     return cfg
 
 
-def _check_ranges(cfg: Config, where: str) -> None:
-    positive = {
-        "grpo.steps": cfg.grpo.steps,
-        "grpo.prompts_per_step": cfg.grpo.prompts_per_step,
-        "grpo.group_size": cfg.grpo.group_size,
-        "grpo.max_new_tokens": cfg.grpo.max_new_tokens,
-        "grpo.num_iterations": cfg.grpo.num_iterations,
-        "grpo.micro_batch_size": cfg.grpo.micro_batch_size,
-        "grpo.logprob_chunk_size": cfg.grpo.logprob_chunk_size,
-        "grpo.max_nan_steps": cfg.grpo.max_nan_steps,
-        "run.save_every": cfg.run.save_every,
-        "run.keep_last": cfg.run.keep_last,
-        "sft.batch_size": cfg.sft.batch_size,
-        "eval.batch_size": cfg.eval.batch_size,
-        "eval.samples_per_prompt": cfg.eval.samples_per_prompt,
-    }
-    for key, value in positive.items():
-        if value < 1:
-            raise ConfigError(f"{where}: {key} must be >= 1, got {value}")
-    if cfg.grpo.group_size < 2:
-        raise ConfigError(f"{where}: grpo.group_size must be >= 2 (advantages compare completions in a group)")
-    if not 0 < cfg.grpo.top_p <= 1:
-        raise ConfigError(f"{where}: grpo.top_p must be in (0, 1], got {cfg.grpo.top_p}")
-    if cfg.grpo.temperature <= 0:
-        raise ConfigError(f"{where}: grpo.temperature must be > 0")
-    if cfg.grpo.beta < 0:
-        raise ConfigError(f"{where}: grpo.beta must be >= 0")
+def _check_trackers(cfg: Config, where: str) -> None:
+    """Tracker names are checked with the config; whether their libraries are installed is checked by the
+    command that opens them (`rlstruct train`), so evaluating a run needs no tracking library."""
+    from .tracking import TrackingError, check_report_to  # imports no tracking library
+
+    try:
+        cfg.run.report_to = check_report_to(cfg.run.report_to, check_installed=False)
+    except TrackingError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+
+
+def check_ranges(cfg: Config, where: str = "<config>") -> None:
+    """Raise :class:`ConfigError` naming the first key outside its documented range (see RANGES)."""
+    for dotted, valid in RANGES.items():
+        section, key = dotted.split(".")
+        value = getattr(getattr(cfg, section), key)
+        if isinstance(value, list):
+            items = [(f"{dotted}[{i}]", v) for i, v in enumerate(value)]
+        elif isinstance(value, dict):
+            items = [(f"{dotted}.{k}", v) for k, v in value.items()]
+        else:
+            items = [(dotted, value)]
+        for name, item in items:
+            if isinstance(item, float) and not math.isfinite(item):
+                raise ConfigError(f"{where}: {name} must be a finite number, got {item!r}")
+            if item not in valid:
+                raise ConfigError(f"{where}: {name} {valid.requirement()}, got {item!r}{_RANGE_WHY.get(dotted, '')}")
     if len(cfg.grpo.adam_betas) != 2:
-        raise ConfigError(f"{where}: grpo.adam_betas must have two numbers")
+        raise ConfigError(f"{where}: grpo.adam_betas must have two numbers, got {len(cfg.grpo.adam_betas)}")
 
 
 def describe_markdown(cfg_cls: type = Config) -> str:
@@ -386,6 +522,7 @@ def describe_markdown(cfg_cls: type = Config) -> str:
         "",
         "Task configs are TOML files (see `tasks/`). Every key is optional except `task.name` and",
         "`model.name_or_path`; an unknown key, a wrong type or a missing value is an error naming the file and key.",
+        "Numeric keys state their valid range (`Range:`); a value outside it, `nan` or `inf` is an error too.",
         "Override any key on the command line with `--set section.key=value` (the value is read as TOML).",
         "This page is generated from the config dataclasses: `python -m rlstruct.config > docs/config.md`.",
         "",

@@ -81,6 +81,10 @@ class PluginManager:
         self._tasks: dict[str, tuple[Task, str]] = {}
         self._rewards: dict[str, tuple[RewardComponent, str]] = {}
         self._conflicts: dict[str, str] = {}
+        # (kind, name, first plugin, second plugin) for every name registered twice; messages are
+        # written once all hooks ran, so they can say everything each plugin provides.
+        self._clashes: list[tuple[str, str, str, str]] = []
+        self._provided: dict[str, dict[str, list[str]]] = {}
         self._dirty = True
         if load_entry_points:
             self.load_entry_points()
@@ -160,13 +164,45 @@ class PluginManager:
         self._tasks.clear()
         self._rewards.clear()
         self._conflicts.clear()
+        self._clashes.clear()
+        self._provided.clear()
         for info in self._infos.values():
             info.tasks, info.rewards = [], []
             if info.error and info.error.startswith("conflict"):
                 info.error = None
         self._call_each("register_tasks", Task, self._tasks, "task")
         self._call_each("register_rewards", RewardComponent, self._rewards, "reward component")
+        written: set[str] = set()
+        for what, name, first, second in self._clashes:
+            message = self._conflict_message(what, name, self._infos[first], self._infos[second])
+            if name not in written:  # the first clash of a name is the one reported for it
+                self._conflicts[name] = message
+                written.add(name)
+            if not self._infos[second].error:
+                self._infos[second].error = message
         self._dirty = False
+
+    def _conflict_message(self, what: str, name: str, first: PluginInfo, second: PluginInfo) -> str:
+        """Name the clash and both ways out, each with everything it would take away."""
+        # Suggest blocking the newcomer first: a third-party plugin rather than a built-in one,
+        # else the one registered later.
+        newcomer, other = (first, second) if _is_builtin(second) and not _is_builtin(first) else (second, first)
+        return (
+            f"conflict: {what} {name!r} is registered by both {_describe_plugin(first)} and "
+            f"{_describe_plugin(second)}, so neither is usable; block one: "
+            f"{BLOCK_ENV}={newcomer.name} removes {self._provides(newcomer)}, "
+            f"or {BLOCK_ENV}={other.name} removes {self._provides(other)} (or uninstall one)"
+        )
+
+    def _provides(self, info: PluginInfo) -> str:
+        provided = self._provided.get(info.name, {})
+        parts = []
+        for what in ("task", "reward component"):
+            names = sorted(set(provided.get(what, [])))
+            if names:
+                parts.append(f"{what}{'s' if len(names) > 1 else ''} {', '.join(names)}")
+        label = "the built-in plugin" if _is_builtin(info) else "plugin"
+        return f"{label} {info.name!r} with its " + " and ".join(parts) if parts else f"plugin {info.name!r}"
 
     def _call_each(self, hook_name: str, kind: type, table: dict[str, Any], what: str) -> None:
         caller = getattr(self._pm.hook, hook_name)
@@ -186,16 +222,11 @@ class PluginManager:
             except Exception as exc:  # one plugin's bug must not hide the others
                 info.error = f"{hook_name} failed: {_short_error(exc)}"
                 continue
+            self._provided.setdefault(info.name, {}).setdefault(what, []).extend(o.name for o in registered)
             for obj in registered:
                 if obj.name in table:
-                    other = self._infos[table[obj.name][1]]
-                    message = (
-                        f"conflict: {what} {obj.name!r} is registered by both "
-                        f"{_describe_plugin(other)} and {_describe_plugin(info)}; uninstall or block one "
-                        f"({BLOCK_ENV}={info.name})"
-                    )
-                    self._conflicts[obj.name] = message
-                    info.error = message
+                    self._clashes.append((what, obj.name, table[obj.name][1], info.name))
+                    self._conflicts[obj.name] = f"conflict: {what} {obj.name!r}"  # message written in _collect
                     continue
                 table[obj.name] = (obj, info.name)
                 (info.tasks if kind is Task else info.rewards).append(obj.name)
@@ -243,6 +274,11 @@ class PluginManager:
             hint = f"; plugins that failed to load: {', '.join(broken)} (see `rlstruct plugins`)" if broken else ""
             raise UnknownTaskError(f"unknown task {name!r}; known tasks: {known}{hint}")
         return self._tasks[name][0]
+
+
+def _is_builtin(info: PluginInfo) -> bool:
+    """Whether a plugin ships with rlstruct itself (the built-in tasks and rewards)."""
+    return info.distribution == "rlstruct"
 
 
 def _describe_plugin(info: PluginInfo) -> str:

@@ -7,6 +7,10 @@ content → validity, each gated on the one before) and of any extra components 
 
 A component that raises, returns NaN or a non-number scores 0 and its error is recorded; it never
 propagates. Time and memory bounds are applied one level up, by :mod:`rlstruct.sandbox`.
+
+A hierarchical component the task does not implement (see :func:`rlstruct.task.applicable_components`)
+is *not applicable*: its weight is 0, its score is ``None`` (``null`` in JSON), it is left out of
+the weighted mean, and gating passes over it to the next component.
 """
 
 from __future__ import annotations
@@ -15,8 +19,8 @@ import traceback
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Iterator, Mapping
 
-from .safety import clamp01
-from .task import COMPONENTS, Record, RewardComponent, Task
+from .score_check import checked_score
+from .task import COMPONENTS, Record, RewardComponent, Task, applicable_components
 
 
 class RewardConfigError(ValueError):
@@ -55,15 +59,25 @@ class RewardSpec:
     ) -> "RewardSpec":
         """Resolve task defaults, weight overrides and extra components; validate every key.
 
-        ``extras`` maps a registered component name to ``{"weight": w, **params}``.
+        ``extras`` maps a registered component name to ``{"weight": w, **params}``. A component
+        the task does not implement gets weight 0; a config giving it a weight above 0 is an error.
         """
-        merged = dict(task.default_weights)
+        applicable = applicable_components(task)
+        merged = {
+            name: float(task.default_weights.get(name, 0.0)) if name in applicable else 0.0
+            for name in COMPONENTS
+        }
         for key, value in (weights or {}).items():
             if key not in COMPONENTS:
                 raise RewardConfigError(
                     f"{where}.weights.{key}: unknown component (expected one of {', '.join(COMPONENTS)})"
                 )
             merged[key] = _weight(value, f"{where}.weights.{key}")
+            if key not in applicable and merged[key] > 0:
+                raise RewardConfigError(
+                    f"{where}.weights.{key}: task {task.name!r} has no {key} component (not applicable, "
+                    "so its weight must be 0)"
+                )
         terms = []
         for name, table in (extras or {}).items():
             if name not in rewards:
@@ -99,7 +113,8 @@ class Breakdown:
     """The reward of one completion: total, every component, and what went wrong."""
 
     reward: float
-    components: dict[str, float]
+    components: dict[str, float | None]
+    """Component name -> score in [0, 1], or ``None`` for a component the task does not implement."""
     errors: dict[str, str] = field(default_factory=dict)
     """Component name -> error text, for components that raised or timed out."""
     timeouts: list[str] = field(default_factory=list)
@@ -113,7 +128,7 @@ class Breakdown:
         return "; ".join(f"{name}: {text}" for name, text in self.errors.items())
 
     def to_json(self) -> dict[str, Any]:
-        """The ``rlstruct score`` output record."""
+        """The ``rlstruct score`` output record (a not-applicable component is ``null``)."""
         return {"reward": self.reward, "components": dict(self.components), "error": self.error}
 
 
@@ -125,17 +140,22 @@ def _describe(exc: BaseException) -> str:
 
 def iter_components(
     task: Task, spec: RewardSpec, record: Record, completion: str, skip: Iterable[int] = ()
-) -> Iterator[tuple[str, float, str | None]]:
+) -> Iterator[tuple[str, float | None, str | None]]:
     """Yield ``(name, score, error)`` for every component in order (``spec.names``).
 
-    Hierarchical components after a 0 are yielded as 0 without being run (gating). Components
+    Hierarchical components after a 0 are yielded as 0 without being run (gating). A component
+    the task does not implement is yielded as ``None`` and does not close the gate. Components
     whose index is in ``skip`` (stopped by the sandbox's time bound on an earlier try) are yielded
     as 0 without being run; the sandbox records why.
     """
     skip = set(skip)
+    applicable = applicable_components(task)
     parsed: Any = None
     gate_open = True
     for index, name in enumerate(COMPONENTS):
+        if name not in applicable:
+            yield name, None, None
+            continue
         if not gate_open or index in skip:
             gate_open = False
             yield name, 0.0, None
@@ -146,7 +166,7 @@ def iter_components(
                 score, parsed = (result.score, result.value) if isinstance(result, tuple) else (result, None)
             else:
                 score = getattr(task, name)(record, parsed)
-            score = clamp01(score)
+            score = checked_score(score, name)
             error = None
         except (Exception, RecursionError, MemoryError) as exc:  # untrusted input: never propagate
             score, error = 0.0, _describe(exc)
@@ -157,27 +177,30 @@ def iter_components(
             yield term.component.name, 0.0, None
             continue
         try:
-            yield term.component.name, clamp01(term.component.score(record, completion, term.params)), None
+            value = term.component.score(record, completion, term.params)
+            yield term.component.name, checked_score(value, term.component.name), None
         except (Exception, RecursionError, MemoryError) as exc:
             yield term.component.name, 0.0, _describe(exc)
 
 
-def combine(spec: RewardSpec, components: Mapping[str, float]) -> float:
-    """Weighted mean of the component scores (missing ones count as 0)."""
+def combine(spec: RewardSpec, components: Mapping[str, float | None]) -> float:
+    """Weighted mean of the component scores (missing ones count as 0; ``None``, not applicable,
+    is left out with its weight)."""
     total = weight_sum = 0.0
-    for name in COMPONENTS:
-        w = spec.weights.get(name, 0.0)
-        total += w * components.get(name, 0.0)
+    weighted = [(name, spec.weights.get(name, 0.0)) for name in COMPONENTS]
+    weighted += [(term.component.name, term.weight) for term in spec.extras]
+    for name, w in weighted:
+        score = components.get(name, 0.0)
+        if score is None:
+            continue
+        total += w * score
         weight_sum += w
-    for term in spec.extras:
-        total += term.weight * components.get(term.component.name, 0.0)
-        weight_sum += term.weight
     return total / weight_sum if weight_sum > 0 else 0.0
 
 
 def score_inline(task: Task, spec: RewardSpec, record: Record, completion: str) -> Breakdown:
     """Score one completion in this thread, without a time bound (tests and debugging only)."""
-    components: dict[str, float] = {}
+    components: dict[str, float | None] = {}
     errors: dict[str, str] = {}
     for name, score, error in iter_components(task, spec, record, completion):
         components[name] = score

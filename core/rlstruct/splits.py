@@ -1,6 +1,7 @@
 """Deterministic, disjoint train/validation/test assignment for synthetic records.
 
-The scheme every built-in task uses, and the one ``Task.synthetic`` implementations should use:
+The scheme every built-in task uses, and the one the default ``Task.synthetic`` applies to a task's
+``random_record`` (keyed by the prompt's user message):
 
 - a record's split is decided by its prompt alone: a SHA-256 of the prompt text picks one of 100
   buckets (:func:`prompt_bucket`), and buckets 0-79 are ``train``, 80-89 ``validation`` and
@@ -13,7 +14,8 @@ The scheme every built-in task uses, and the one ``Task.synthetic`` implementati
   keeps the first ``size`` distinct prompts of the asked split, so a larger ``size`` extends a
   smaller one.
 
-Example, in a task plugin::
+Example, in a task plugin whose records come from its own maker (a task that defines
+``random_record`` gets this without writing ``synthetic`` at all)::
 
     def synthetic(self, split, size, seed):
         return generate_split("my-task", split, size, seed, make_record)

@@ -6,6 +6,16 @@ xLAM), mixed within a record. Requests hold one to three calls (parallel calls m
 same tool twice); optional parameters are sometimes given and sometimes left out (then the
 expected call leaves them out too). A record belongs to a split by a hash of its query (the
 shared scheme of :mod:`rlstruct.splits`), so different splits never share a prompt.
+
+Difficulty (see docs/tasks/function-calls.md, "Difficulty") moves :class:`Knobs`:
+
+- *parallel calls*: the distribution of calls per request (always one at difficulty 0, up to
+  four at 1);
+- *tools offered*: how many unused library tools are offered besides the needed ones;
+- *optional parameters*: the chance that a request sets an optional parameter (never at 0).
+
+At the default difficulty (0.5, or ``None``) the records are exactly those of the original
+generator: the same random draws in the same order.
 """
 
 from __future__ import annotations
@@ -14,11 +24,13 @@ import copy
 import json
 import random
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, Callable
 
+from rlstruct.curriculum import DEFAULT_DIFFICULTY, check_difficulty, int_range, level
 from rlstruct.splits import generate_split
 
-__all__ = ["LIBRARY", "ParamSpec", "ToolSpec", "generate", "render_tool"]
+__all__ = ["LIBRARY", "Knobs", "ParamSpec", "ToolSpec", "generate", "knobs_for", "render_tool"]
 
 _MISSING = object()
 
@@ -142,71 +154,103 @@ _LANGUAGES = {"German": "de", "French": "fr", "Spanish": "es", "Japanese": "ja",
 Fragment = tuple[str, dict[str, Any]]
 
 
-def _weather(rng: random.Random) -> Fragment:
+@dataclass(frozen=True)
+class Knobs:
+    """What difficulty sets in the generator (the defaults are the original generator's)."""
+
+    call_weights: tuple[float, ...] = (50, 35, 15)
+    """Relative weights of 1, 2, 3 (and 4) calls per request (easy (100,): one call; hard
+    (10, 25, 35, 30))."""
+    distractors: tuple[int, int] = (1, 2)
+    """Inclusive range of unused tools offered besides the called ones (easy (0, 0), hard (3, 5);
+    capped by the library)."""
+    optional: float = 1.0
+    """Factor on the chance of setting each optional parameter (0 at difficulty 0, 2 at 1; capped at 1)."""
+
+
+def knobs_for(difficulty: float) -> Knobs:
+    """The :class:`Knobs` at ``difficulty`` in [0, 1] (the defaults at 0.5)."""
+    weights = tuple(level(difficulty, easy, default, hard) for easy, default, hard in
+                    zip((100, 0, 0, 0), (50, 35, 15, 0), (10, 25, 35, 30)))
+    while weights and weights[-1] == 0:  # no zero-weight tail: the default draws exactly as before
+        weights = weights[:-1]
+    return Knobs(
+        call_weights=weights,
+        distractors=int_range(difficulty, (0, 0), (1, 2), (3, 5)),
+        optional=level(difficulty, 0.0, 1.0, 2.0),
+    )
+
+
+def _chance(p: float, knobs: Knobs) -> float:
+    """The chance ``p`` of an optional parameter scaled by ``knobs.optional`` (exactly ``p`` at 1)."""
+    return p if knobs.optional == 1.0 else min(1.0, p * knobs.optional)
+
+
+def _weather(rng: random.Random, knobs: Knobs) -> Fragment:
     city = rng.choice(_CITIES)
     args: dict[str, Any] = {"city": city}
     text = f"get the weather forecast for {city}"
-    if rng.random() < 0.4:
+    if rng.random() < _chance(0.4, knobs):
         days = rng.randint(2, 10)
         args["days"] = days
         text += f" for the next {days} days"
     roll = rng.random()
-    if roll < 0.3:
+    if roll < _chance(0.3, knobs):
         args["unit"] = "fahrenheit"
         text += " in fahrenheit"
-    elif roll < 0.45:
+    elif roll < _chance(0.45, knobs):
         args["unit"] = "celsius"  # the default, stated explicitly
         text += " in celsius"
     return text, {"name": "get_weather", "arguments": args}
 
 
-def _currency(rng: random.Random) -> Fragment:
+def _currency(rng: random.Random, knobs: Knobs) -> Fragment:
     source, target = rng.sample(_CURRENCIES, 2)
     amount: int | float = rng.randint(1, 20000) if rng.random() < 0.5 else round(rng.uniform(1, 5000), 2)
     return (f"convert {amount} {source} to {target}",
             {"name": "convert_currency", "arguments": {"amount": amount, "from_currency": source, "to_currency": target}})
 
 
-def _calendar(rng: random.Random) -> Fragment:
+def _calendar(rng: random.Random, knobs: Knobs) -> Fragment:
     title = rng.choice(_TITLES)
     date = f"2025-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}"
     start = f"{rng.randint(7, 19):02d}:{rng.choice(['00', '15', '30', '45'])}"
     args: dict[str, Any] = {"title": title, "date": date, "start_time": start}
     text = f"create a calendar event titled '{title}' on {date} at {start}"
-    if rng.random() < 0.4:
+    if rng.random() < _chance(0.4, knobs):
         minutes = rng.choice([15, 30, 45, 90, 120])
         args["duration_minutes"] = minutes
         text += f" lasting {minutes} minutes"
-    if rng.random() < 0.4:
+    if rng.random() < _chance(0.4, knobs):
         people = rng.sample(_PEOPLE, rng.randint(1, 3))
         args["attendees"] = people
         text += " with " + " and ".join(people)
     return text, {"name": "create_calendar_event", "arguments": args}
 
 
-def _search(rng: random.Random) -> Fragment:
+def _search(rng: random.Random, knobs: Knobs) -> Fragment:
     topic = rng.choice(_TOPICS)
     args: dict[str, Any] = {"query": topic}
     text = f"search the web for '{topic}'"
-    if rng.random() < 0.4:
+    if rng.random() < _chance(0.4, knobs):
         count = rng.choice([3, 5, 20, 25])
         args["max_results"] = count
         text += f", top {count} results"
-    if rng.random() < 0.3:
+    if rng.random() < _chance(0.3, knobs):
         language = rng.choice(sorted(_LANGUAGES))
         args["language"] = _LANGUAGES[language]
         text += f", results in {language}"
     return text, {"name": "web_search", "arguments": args}
 
 
-def _power(rng: random.Random) -> Fragment:
+def _power(rng: random.Random, knobs: Knobs) -> Fragment:
     base: int | float = rng.randint(2, 99) if rng.random() < 0.6 else round(rng.uniform(0.5, 20), 1)
     exponent = rng.randint(2, 12)
     return (f"compute {base} raised to the power of {exponent}",
             {"name": "math_power", "arguments": {"base": base, "exponent": exponent}})
 
 
-def _mean(rng: random.Random) -> Fragment:
+def _mean(rng: random.Random, knobs: Knobs) -> Fragment:
     numbers: list[int | float] = [
         rng.randint(-50, 500) if rng.random() < 0.7 else round(rng.uniform(-50, 500), 1)
         for _ in range(rng.randint(3, 6))
@@ -215,21 +259,22 @@ def _mean(rng: random.Random) -> Fragment:
     return f"find the average of {shown}", {"name": "math_mean", "arguments": {"numbers": numbers}}
 
 
-def _gcd(rng: random.Random) -> Fragment:
+def _gcd(rng: random.Random, knobs: Knobs) -> Fragment:
     a, b = rng.randint(2, 100000), rng.randint(2, 100000)
     return (f"find the greatest common divisor of {a} and {b}",
             {"name": "math_gcd", "arguments": {"a": a, "b": b}})
 
 
-_FRAGMENTS: list[Callable[[random.Random], Fragment]] = [
+_FRAGMENTS: list[Callable[[random.Random, Knobs], Fragment]] = [
     _weather, _currency, _calendar, _search, _power, _mean, _gcd,
 ]
 
-def _record(rng: random.Random) -> dict[str, Any]:
-    count = rng.choices([1, 2, 3], weights=[50, 35, 15])[0]
+def _record(rng: random.Random, knobs: Knobs = Knobs()) -> dict[str, Any]:
+    weights = list(knobs.call_weights)
+    count = rng.choices(list(range(1, len(weights) + 1)), weights=weights)[0]
     texts, answers, keys = [], [], set()
     while len(answers) < count:
-        text, call = rng.choice(_FRAGMENTS)(rng)
+        text, call = rng.choice(_FRAGMENTS)(rng, knobs)
         key = json.dumps(call, sort_keys=True)
         if key in keys:
             continue
@@ -242,12 +287,19 @@ def _record(rng: random.Random) -> dict[str, Any]:
         query = "Please " + "; ".join(texts[:-1]) + "; and " + texts[-1] + "."
     called = list(dict.fromkeys(call["name"] for call in answers))
     others = [name for name in LIBRARY if name not in called]
-    offered = called + rng.sample(others, rng.randint(1, 2))
+    low, high = knobs.distractors
+    high = min(high, len(others))
+    offered = called + rng.sample(others, rng.randint(min(low, high), high))
     rng.shuffle(offered)
     tools = [render_tool(LIBRARY[name], rng.choice(SHAPES)) for name in offered]
     return {"query": query, "tools": tools, "answers": answers}
 
 
-def generate(split: str, size: int, seed: int) -> list[dict[str, Any]]:
-    """``size`` raw records (tools in mixed raw shapes) for ``split``, seeded and deterministic."""
-    return generate_split("function-calls", split, size, seed, _record, key=lambda record: record["query"])
+def generate(split: str, size: int, seed: int, difficulty: float | None = None) -> list[dict[str, Any]]:
+    """``size`` raw records (tools in mixed raw shapes) for ``split``, seeded and deterministic.
+
+    ``difficulty`` in [0, 1] (``None``: the default, 0.5) sets :class:`Knobs`.
+    """
+    value = DEFAULT_DIFFICULTY if difficulty is None else check_difficulty(difficulty)
+    make = partial(_record, knobs=knobs_for(value))
+    return generate_split("function-calls", split, size, seed, make, key=lambda record: record["query"])

@@ -31,8 +31,10 @@ from rlstruct import Parsed, Prompt, RecordError, Task
 from rlstruct.safety import safe_json_loads
 
 from .arg_validation import call_format_score
+from .bfcl import from_bfcl, is_bfcl_row
 from .ast_match import best_assignment_total, call_pair_score
 from .calls import Call, ParsedCalls, as_call, call_key, parse_calls
+from .calls_schema import calls_error_type, calls_schema
 from .synthetic import generate
 from .tool_schema import ToolShapeError, normalize_tool
 
@@ -79,9 +81,14 @@ class FunctionCallsTask(Task):
 
     # -- data ---------------------------------------------------------------------------------
     def normalize_record(self, raw: Mapping[str, Any]) -> dict[str, Any]:
-        """Parse JSON-string fields, normalise every tool once, check the answers."""
+        """Parse JSON-string fields, normalise every tool once, check the answers.
+
+        BFCL rows (``question``, ``function``, ``ground_truth``) are read too (:mod:`.bfcl`).
+        """
         if not isinstance(raw, Mapping):
             raise RecordError("record: expected an object")
+        if is_bfcl_row(raw):
+            raw = from_bfcl(raw)
         query = raw.get("query")
         if not isinstance(query, str) or not query.strip():
             raise RecordError("query: expected a non-empty string")
@@ -119,18 +126,27 @@ class FunctionCallsTask(Task):
             raise RecordError(f"record: not JSON-serialisable ({exc})") from None
         return record
 
-    def synthetic(self, split: str, size: int, seed: int) -> list[dict[str, Any]]:
-        """Seeded records over the built-in tool library (see :mod:`.synthetic`), normalised."""
-        return [self.normalize_record(raw) for raw in generate(split, size, seed)]
+    def synthetic(
+        self, split: str, size: int, seed: int, difficulty: float | None = None
+    ) -> list[dict[str, Any]]:
+        """Seeded records over the built-in tool library (see :mod:`.synthetic`), normalised.
+
+        ``difficulty`` in [0, 1] sets parallel calls, tools offered and optional parameters
+        (``None``: the default, 0.5).
+        """
+        return [self.normalize_record(raw) for raw in generate(split, size, seed, difficulty)]
 
     # -- prompting ----------------------------------------------------------------------------
+    system_prompt = SYSTEM_PROMPT
+
+    def user_prompt(self, record: dict[str, Any]) -> str:
+        """The user message is the query."""
+        return record["query"]
+
     def build_prompt(self, record: dict[str, Any]) -> Prompt:
-        """System message with the output format, user message with the query, tools apart."""
+        """The default system and user messages, plus the record's tools in their own slot."""
         return Prompt(
-            messages=[
-                {"role": "system", "content": SYSTEM_PROMPT},
-                {"role": "user", "content": record["query"]},
-            ],
+            messages=super().build_prompt(record).messages,
             tools=[{"type": "function", "function": tool} for tool in record["tools"]],
         )
 
@@ -185,3 +201,16 @@ class FunctionCallsTask(Task):
         no_repeats = all(count <= max(1, allowed[key]) for key, count in seen.items())
         right_count = len(parsed.calls) == len(record["answers"])
         return (no_repeats + right_count) / 2
+
+    # -- evaluation aids ------------------------------------------------------------------------
+    def error_type(self, record: dict[str, Any], completion: str, breakdown: Any) -> str | None:
+        """extra-text, or the class of a malformed entry, for structure; invented-key (a tool not offered),
+        missing-key, wrong-type or schema-violation for format (see :mod:`.calls_schema`)."""
+        return calls_error_type(record, completion, breakdown)
+
+    def json_schema(self, record: dict[str, Any]) -> dict[str, Any] | None:
+        """A non-empty list of calls to the record's tools with arguments valid under each tool's parameters."""
+        tools = record.get("tools")
+        if not isinstance(tools, list) or not tools:
+            return None
+        return calls_schema(tools)

@@ -6,14 +6,29 @@ GSM8K's own record format ``{"question", "answer"}``.
 
 Splits never share a question: the shared scheme of :mod:`rlstruct.splits` assigns each question
 to exactly one split by a hash of its text and seeds the draw with ``"gsm8k-json:{seed}:{split}"``.
+
+Difficulty (see docs/tasks/gsm8k-json.md, "Difficulty") moves :class:`Knobs`:
+
+- *number of operations*: below the default, templates with fewer operations are drawn more
+  often, above it those with more (:func:`template_weights`); the shopping template buys
+  :attr:`Knobs.items` kinds of item (``2 * items - 1`` operations);
+- *size of numbers*: the upper bound of the main quantities (prices, counts, rates, incomes)
+  is multiplied by :attr:`Knobs.size`.
+
+At the default difficulty (0.5, or ``None``) the records are exactly those of the original
+generator: the same random draws in the same order.
 """
 
 from __future__ import annotations
 
+import math
 import random
+from dataclasses import dataclass
 from fractions import Fraction
+from functools import partial
 from typing import Callable
 
+from rlstruct.curriculum import DEFAULT_DIFFICULTY, check_difficulty, int_level, level
 from rlstruct.splits import generate_split
 
 from .numbers import canonical_number
@@ -37,6 +52,32 @@ Problem = tuple[str, list[str], Fraction]
 """A generated problem: question, rationale lines, answer."""
 
 
+@dataclass(frozen=True)
+class Knobs:
+    """What difficulty sets in the templates (the defaults are the original generator's)."""
+
+    size: float = 1.0
+    """Factor on the upper bound of the main quantities (0.5 at difficulty 0, 10 at 1)."""
+    items: int = 2
+    """Kinds of item bought in the shopping template (1 at difficulty 0, 4 at 1)."""
+    operation_bias: float = 0.0
+    """Exponent on each template's operation count in its draw weight (-2 at 0, +2 at 1; 0: uniform)."""
+
+
+def knobs_for(difficulty: float) -> Knobs:
+    """The :class:`Knobs` at ``difficulty`` in [0, 1] (the defaults at 0.5)."""
+    return Knobs(
+        size=level(difficulty, 0.5, 1.0, 10.0),
+        items=int_level(difficulty, 1, 2, 4),
+        operation_bias=level(difficulty, -2.0, 0.0, 2.0),
+    )
+
+
+def _top(low: int, high: int, knobs: Knobs) -> int:
+    """``high`` scaled by ``knobs.size`` (exactly ``high`` at size 1), kept above ``low``."""
+    return high if knobs.size == 1.0 else max(low + 1, math.floor(high * knobs.size))
+
+
 def _num(value: Fraction | int) -> str:
     return canonical_number(Fraction(value))
 
@@ -47,28 +88,32 @@ def _person(rng: random.Random) -> tuple[str, str, str]:
     return name, subject, possessive
 
 
-def _shopping(rng: random.Random) -> Problem:
+def _join(parts: list[str]) -> str:
+    return parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
+
+
+def _shopping(rng: random.Random, knobs: Knobs) -> Problem:
     name, subject, _ = _person(rng)
-    first, second = rng.sample(ITEMS, 2)
-    a, b = rng.randint(2, 15), rng.randint(2, 15)
-    p, q = rng.randint(1, 40), rng.randint(1, 40)
-    ap, bq = a * p, b * q
-    total = ap + bq
-    question = (
-        f"{name} buys {a} {first}s for ${p} each and {b} {second}s for ${q} each. "
-        f"How much money does {subject} spend in all?"
-    )
+    things = rng.sample(ITEMS, knobs.items)
+    counts = [rng.randint(2, _top(2, 15, knobs)) for _ in things]
+    prices = [rng.randint(1, _top(1, 40, knobs)) for _ in things]
+    costs = [count * price for count, price in zip(counts, prices)]
+    total = sum(costs)
+    bought = [f"{count} {thing}s for ${price} each" for thing, count, price in zip(things, counts, prices)]
+    question = f"{name} buys {_join(bought)}. How much money does {subject} spend in all?"
     steps = [
-        f"The {first}s cost {a} * ${p} = $<<{a}*{p}={ap}>>{ap}.",
-        f"The {second}s cost {b} * ${q} = $<<{b}*{q}={bq}>>{bq}.",
-        f"In all, {name} spends ${ap} + ${bq} = $<<{ap}+{bq}={total}>>{total}.",
+        f"The {thing}s cost {count} * ${price} = $<<{count}*{price}={cost}>>{cost}."
+        for thing, count, price, cost in zip(things, counts, prices, costs)
     ]
+    if len(costs) > 1:
+        shown, summed = " + ".join(f"${cost}" for cost in costs), "+".join(map(str, costs))
+        steps.append(f"In all, {name} spends {shown} = $<<{summed}={total}>>{total}.")
     return question, steps, Fraction(total)
 
 
-def _rates(rng: random.Random) -> Problem:
+def _rates(rng: random.Random, knobs: Knobs) -> Problem:
     name, subject, _ = _person(rng)
-    rate, hours, days = rng.randint(5, 60), rng.randint(2, 9), rng.randint(2, 30)
+    rate, hours, days = rng.randint(5, _top(5, 60, knobs)), rng.randint(2, 9), rng.randint(2, _top(2, 30, knobs))
     per_day = rate * hours
     total = per_day * days
     question = (
@@ -82,7 +127,7 @@ def _rates(rng: random.Random) -> Problem:
     return question, steps, Fraction(total)
 
 
-def _ages(rng: random.Random) -> Problem:
+def _ages(rng: random.Random, knobs: Knobs) -> Problem:
     name, _, possessive = _person(rng)
     relative = rng.choice(RELATIVES)
     age, times, years = rng.randint(3, 20), rng.randint(2, 5), rng.randint(1, 25)
@@ -103,10 +148,10 @@ def _ages(rng: random.Random) -> Problem:
     return question, steps, Fraction(total)
 
 
-def _splitting(rng: random.Random) -> Problem:
+def _splitting(rng: random.Random, knobs: Knobs) -> Problem:
     name, subject, _ = _person(rng)
     things = rng.choice(THINGS)
-    friends, each, keep = rng.randint(2, 12), rng.randint(2, 40), rng.randint(1, 30)
+    friends, each, keep = rng.randint(2, 12), rng.randint(2, _top(2, 40, knobs)), rng.randint(1, _top(1, 30, knobs))
     shared = friends * each
     total = shared + keep
     reflexive = "herself" if subject == "she" else "himself"
@@ -121,9 +166,9 @@ def _splitting(rng: random.Random) -> Problem:
     return question, steps, Fraction(each)
 
 
-def _percentages(rng: random.Random) -> Problem:
+def _percentages(rng: random.Random, knobs: Knobs) -> Problem:
     item = rng.choice(SALE_ITEMS)
-    price, percent = rng.randint(10, 600), rng.choice(PERCENTS)
+    price, percent = rng.randint(10, _top(10, 600, knobs)), rng.choice(PERCENTS)
     discount = Fraction(price * percent, 100)
     final = price - discount
     d, f = _num(discount), _num(final)
@@ -138,9 +183,9 @@ def _percentages(rng: random.Random) -> Problem:
     return question, steps, final
 
 
-def _savings(rng: random.Random) -> Problem:
+def _savings(rng: random.Random, knobs: Knobs) -> Problem:
     name, subject, _ = _person(rng)
-    income = rng.randrange(1500, 8000, 50)
+    income = rng.randrange(1500, _top(1700, 8000, knobs), 50)
     spend = rng.randrange(500, income - 100, 50)
     years = rng.randint(1, 6)
     saved = income - spend
@@ -158,7 +203,7 @@ def _savings(rng: random.Random) -> Problem:
     return question, steps, Fraction(total)
 
 
-def _temperature(rng: random.Random) -> Problem:
+def _temperature(rng: random.Random, knobs: Knobs) -> Problem:
     start, drop, rise = rng.randint(-10, 20), rng.randint(3, 30), rng.randint(1, 15)
     night = start - drop
     morning = night + rise
@@ -174,10 +219,20 @@ def _temperature(rng: random.Random) -> Problem:
     return question, steps, Fraction(morning)
 
 
-TEMPLATES: list[Callable[[random.Random], Problem]] = [
+TEMPLATES: list[Callable[[random.Random, Knobs], Problem]] = [
     _shopping, _rates, _ages, _splitting, _percentages, _savings, _temperature,
 ]
 """Every problem template (shopping totals, rates, ages, splitting, percentages, savings, temperature)."""
+
+OPERATIONS: list[int] = [3, 2, 4, 2, 2, 3, 2]
+"""Arithmetic operations in each template's rationale, in :data:`TEMPLATES` order (shopping at 2 items)."""
+
+
+def template_weights(knobs: Knobs) -> list[float] | None:
+    """Draw weights of :data:`TEMPLATES`: ``operations ** operation_bias``; ``None`` means uniform."""
+    if knobs.operation_bias == 0.0:
+        return None
+    return [ops**knobs.operation_bias for ops in OPERATIONS]
 
 
 def _final_line(answer: Fraction, rng: random.Random) -> str:
@@ -187,15 +242,21 @@ def _final_line(answer: Fraction, rng: random.Random) -> str:
     return f"#### {text}"
 
 
-def _record(rng: random.Random) -> dict[str, str]:
-    question, steps, answer = rng.choice(TEMPLATES)(rng)
+def _record(rng: random.Random, knobs: Knobs = Knobs()) -> dict[str, str]:
+    weights = template_weights(knobs)
+    # uniform draws keep the original rng.choice call, so the default's random stream is unchanged
+    template = rng.choice(TEMPLATES) if weights is None else rng.choices(TEMPLATES, weights)[0]
+    question, steps, answer = template(rng, knobs)
     return {"question": question, "answer": "\n".join([*steps, _final_line(answer, rng)])}
 
 
-def generate(split: str, size: int, seed: int) -> list[dict[str, str]]:
+def generate(split: str, size: int, seed: int, difficulty: float | None = None) -> list[dict[str, str]]:
     """``size`` distinct GSM8K-format records ``{"question", "answer"}`` of ``split``.
 
-    Deterministic in (split, size, seed); a larger ``size`` extends a smaller one. Raises
-    ``ValueError`` for an unknown split name and ``RuntimeError`` if the templates run out.
+    Deterministic in (split, size, seed, difficulty); a larger ``size`` extends a smaller one.
+    ``difficulty`` in [0, 1] (``None``: the default, 0.5) sets :class:`Knobs`. Raises ``ValueError``
+    for an unknown split name or difficulty and ``RuntimeError`` if the templates run out.
     """
-    return generate_split("gsm8k-json", split, size, seed, _record, key=lambda record: record["question"])
+    value = DEFAULT_DIFFICULTY if difficulty is None else check_difficulty(difficulty)
+    make = partial(_record, knobs=knobs_for(value))
+    return generate_split("gsm8k-json", split, size, seed, make, key=lambda record: record["question"])

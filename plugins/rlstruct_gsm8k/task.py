@@ -17,8 +17,9 @@ import re
 from fractions import Fraction
 from typing import Any, Mapping
 
+from rlstruct.error_types import first_failing_component, json_with_extra_text
 from rlstruct.safety import UnsafeInput, parse_json_completion
-from rlstruct.task import Parsed, Prompt, Record, RecordError, Task
+from rlstruct.task import Parsed, Record, RecordError, Task
 
 from .numbers import (
     canonical_number,
@@ -36,6 +37,13 @@ MIN_REASONING_CHARS = 10
 """Validity: the reasoning must have at least this many non-blank characters."""
 EXTRA_KEY_PENALTY = 0.25
 """Format: subtracted once per key that is not ``reasoning`` or ``answer``."""
+ANSWER_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {"reasoning": {"type": "string"}, "answer": {"type": "number"}},
+    "required": list(ANSWER_KEYS),
+    "additionalProperties": False,
+}
+"""The JSON Schema of a completion (what ``rlstruct eval --constrained`` enforces)."""
 
 _FINAL_LINE = re.compile(r"^####[ \t]*(.*?)[ \t]*$", re.M)
 _CALCULATOR = re.compile(r"<<[^<>\n]*>>")
@@ -121,19 +129,21 @@ class Gsm8kJsonTask(Task):
         record["final"] = final
         return record
 
-    def synthetic(self, split: str, size: int, seed: int) -> list[Record]:
-        """Seeded GSM8K-style word problems (see :mod:`rlstruct_gsm8k.synthetic`), normalized."""
-        return [self.normalize_record(raw) for raw in generate(split, size, seed)]
+    def synthetic(self, split: str, size: int, seed: int, difficulty: float | None = None) -> list[Record]:
+        """Seeded GSM8K-style word problems (see :mod:`rlstruct_gsm8k.synthetic`), normalized.
+
+        ``difficulty`` in [0, 1] sets the number of operations and the size of the numbers
+        (``None``: the default, 0.5).
+        """
+        return [self.normalize_record(raw) for raw in generate(split, size, seed, difficulty)]
 
     # -- prompting ----------------------------------------------------------------------------
-    def build_prompt(self, record: Record) -> Prompt:
-        """System message with the JSON contract; the user message is the question."""
-        return Prompt(
-            messages=[
-                {"role": "system", "content": SYSTEM_PROMPT},
-                {"role": "user", "content": record["question"]},
-            ]
-        )
+    # the default build_prompt sends this system message (the JSON contract), then the user one
+    system_prompt = SYSTEM_PROMPT
+
+    def user_prompt(self, record: Record) -> str:
+        """The user message is the question."""
+        return record["question"]
 
     def reference_completion(self, record: Record) -> str | None:
         """The GSM8K rationale without calculator annotations, and the reference number.
@@ -213,3 +223,31 @@ class Gsm8kJsonTask(Task):
         if answer is not None and last is not None:
             passed += numbers_equal(last, answer) or numbers_equal(abs(last), abs(answer))
         return passed / 2
+
+    # -- evaluation aids ------------------------------------------------------------------------
+    def error_type(self, record: Record, completion: str, breakdown: Any) -> str | None:
+        """Structure: ``extra-text`` (JSON inside prose) or ``wrong-type`` (JSON, not an object).
+        Format: ``missing-key`` (no ``reasoning`` or ``answer``), ``invented-key`` (another key), else
+        ``wrong-type`` (``answer`` not a number or ``reasoning`` not a string)."""
+        failing = first_failing_component(breakdown.components)
+        if failing not in ("structure", "format"):
+            return None
+        if failing == "structure" and json_with_extra_text(completion):
+            return "extra-text"
+        try:
+            value = parse_json_completion(completion)
+        except (ValueError, RecursionError):
+            return None
+        if failing == "structure":
+            return None if isinstance(value, dict) else "wrong-type"
+        if not isinstance(value, dict):
+            return None
+        if any(key not in value for key in ANSWER_KEYS):
+            return "missing-key"
+        if any(key not in ANSWER_KEYS for key in value):
+            return "invented-key"
+        return "wrong-type"
+
+    def json_schema(self, record: Record) -> dict[str, Any] | None:
+        """The answer object: exactly ``reasoning`` (a string) and ``answer`` (a number), in that order."""
+        return ANSWER_SCHEMA

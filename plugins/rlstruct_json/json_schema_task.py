@@ -21,9 +21,11 @@ from typing import Any, ClassVar, Mapping
 from jsonschema.exceptions import SchemaError
 from referencing.exceptions import Unresolvable
 
-from rlstruct import Parsed, Prompt, RecordError, Task
+from rlstruct import Parsed, Prompt, RecordError, Task, safe_json_loads
 
 from .completion import checked_record, parse_completion
+from .error_classes import json_error_type
+from .public_rows import from_public_row
 from .schema_credit import (
     SchemaValidator,
     embedded_ids,
@@ -32,9 +34,9 @@ from .schema_credit import (
     json_path,
     semantic_credit,
     semantic_failures,
-    unresolved_refs,
 )
-from .schema_examples import synthetic_schema_records
+from .schema_difficulty import synthetic_schema_records
+from .schema_refs import outside_references
 from .structural_match import structural_f1
 
 SYSTEM_PROMPT = (
@@ -71,11 +73,13 @@ def parse_schema(value: Any) -> dict[str, Any]:
     nested_ids = embedded_ids(value)
     if nested_ids:
         raise RecordError(f"{nested_ids[0].replace('$', 'schema', 1)}: $id is only supported at the schema's root")
-    bad = unresolved_refs(value)
-    if bad:
+    outside = outside_references(value)
+    if outside:
+        path, keyword, ref = outside[0]
         raise RecordError(
-            f"schema: $ref {bad[0]!r} does not resolve (only local JSON-pointer references like "
-            "'#/$defs/name' are supported)"
+            f"{json_path((*path, keyword), 'schema')}: {ref!r} does not resolve inside the schema "
+            "(references must stay in the record's own schema: JSON pointers like '#/$defs/name' or "
+            "anchors like '#name'; remote and file references are refused, nothing is fetched)"
         )
     return value
 
@@ -83,17 +87,23 @@ def parse_schema(value: Any) -> dict[str, Any]:
 class JsonSchemaTask(Task):
     """Emit a JSON value valid under the record's JSON Schema (Draft 2020-12).
 
-    No default data set (``hf_dataset = None``): bring a JSON Lines file of records, or use the
+    Public data set (``--source hf``): NousResearch/json-mode-eval (one split, ``train``), a schema and a
+    reference per row (:mod:`.public_rows`). Or bring a JSON Lines file of records, or use the
     synthetic generator (contact cards, product listings, events, shopping lists).
     """
 
     name: ClassVar[str] = "json-schema"
     description: ClassVar[str] = "Any JSON Schema as a task: valid JSON per record schema, partial credit per constraint."
-    hf_dataset: ClassVar[str | None] = None
+    hf_dataset: ClassVar[str | None] = "NousResearch/json-mode-eval"
 
     # -- data ---------------------------------------------------------------------------------
     def normalize_record(self, raw: Mapping[str, Any]) -> dict[str, Any]:
-        """Check ``prompt``, parse and check ``schema``, check ``reference`` against it if present."""
+        """Check ``prompt``, parse and check ``schema``, check ``reference`` against it if present.
+
+        Rows of public JSON-Schema sets (json-mode-eval, JSONSchemaBench) are read too (:mod:`.public_rows`).
+        """
+        if isinstance(raw, Mapping):
+            raw = from_public_row(raw)
         record = checked_record(raw)
         if "schema" not in record:
             raise RecordError("schema: missing (a JSON Schema object is required)")
@@ -114,9 +124,13 @@ class JsonSchemaTask(Task):
                 raise RecordError(f"{where}: reference fails a semantic check")
         return record
 
-    def synthetic(self, split: str, size: int, seed: int) -> list[dict[str, Any]]:
-        """Seeded records over the built-in schemas (splits never share a prompt)."""
-        return synthetic_schema_records(split, size, seed)
+    def synthetic(self, split: str, size: int, seed: int, difficulty: float | None = None) -> list[dict[str, Any]]:
+        """Seeded records over the built-in schemas (splits never share a prompt).
+
+        ``difficulty`` in [0, 1] sets schema depth, number of properties, enums and patterns
+        (``None``: the default, 0.5, the built-in records unchanged); see :mod:`.schema_difficulty`.
+        """
+        return synthetic_schema_records(split, size, seed, difficulty)
 
     # -- prompting ----------------------------------------------------------------------------
     def build_prompt(self, record: dict[str, Any]) -> Prompt:
@@ -156,3 +170,19 @@ class JsonSchemaTask(Task):
     def validity(self, record: dict[str, Any], parsed: Any) -> float:
         """Share of checked ``format`` strings and ``uniqueItems`` arrays that pass (1.0 if none)."""
         return semantic_credit(record["schema"], parsed)
+
+    # -- evaluation aids ------------------------------------------------------------------------
+    def error_type(self, record: dict[str, Any], completion: str, breakdown: Any) -> str | None:
+        """extra-text for structure; missing-key, invented-key, wrong-type or schema-violation for format
+        (the record schema's complaints, see :mod:`.error_classes`)."""
+        return json_error_type(completion, breakdown, record["schema"])
+
+    def json_schema(self, record: dict[str, Any]) -> dict[str, Any] | None:
+        """The record's own schema (also when a record that skipped normalising still holds it as a JSON string)."""
+        schema = record.get("schema")
+        if isinstance(schema, str):
+            try:
+                schema = safe_json_loads(schema, max_chars=len(schema) + 1)
+            except ValueError:
+                return None
+        return schema if isinstance(schema, dict) else None

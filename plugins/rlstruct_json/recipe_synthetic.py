@@ -1,16 +1,41 @@
-"""Seeded generator of json-recipes records from the vocabulary in :mod:`.recipe_data`."""
+"""Seeded generator of json-recipes records from the vocabulary in :mod:`.recipe_data`.
+
+Difficulty (see docs/tasks/json-recipes.md, "Difficulty") moves two knobs:
+
+- *ingredients*: how many extras a recipe takes besides its main and base ingredients
+  (:data:`EXTRAS_EASY`, :data:`EXTRAS_DEFAULT`, :data:`EXTRAS_HARD`, capped by the family's pool);
+- *steps*: above the default, each extra may get its own "Prepare the ..." step at the start of
+  the method (chance :func:`prep_step_chance`), which the prompt then asks for.
+
+At the default difficulty (0.5, or ``None``) the records are exactly those of the original
+generator: the same random draws in the same order.
+"""
 
 from __future__ import annotations
 
 import math
 import random
+from functools import partial
 from typing import Any
 
-from .recipe_data import FAMILIES, PROMPT_TEMPLATES, Family, Ingredient
+from rlstruct.curriculum import DEFAULT_DIFFICULTY, check_difficulty, int_range, level
 from rlstruct.splits import generate_split
+
+from .recipe_data import FAMILIES, PROMPT_TEMPLATES, Family, Ingredient
 
 MAX_SERVINGS = 8
 """Synthetic recipes serve 1 to this many people."""
+EXTRAS_EASY = (1, 1)
+"""Range of the number of extras at difficulty 0."""
+EXTRAS_DEFAULT = (1, 3)
+"""Range of the number of extras at the default difficulty (the original generator's)."""
+EXTRAS_HARD = (3, 6)
+"""Range of the number of extras at difficulty 1."""
+
+
+def prep_step_chance(difficulty: float) -> float:
+    """Chance that an extra gets its own preparation step: 0 up to the default, 1 at difficulty 1."""
+    return level(difficulty, 0.0, 0.0, 1.0)
 
 
 def _number(value: float) -> int | float:
@@ -41,13 +66,15 @@ def join_names(names: list[str]) -> str:
     return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
 
 
-def make_recipe(rng: random.Random) -> dict[str, Any]:
-    """One record ``{"prompt", "reference"}`` drawn with ``rng``."""
+def make_recipe(rng: random.Random, difficulty: float = DEFAULT_DIFFICULTY) -> dict[str, Any]:
+    """One record ``{"prompt", "reference"}`` drawn with ``rng`` at ``difficulty`` (see module doc)."""
     family: Family = rng.choice(FAMILIES)
     main = rng.choice(family.mains)
     taken = {main.name, *(b.name for b in family.base)}
     pool = [extra for extra in family.extras if extra.name not in taken]
-    extras = rng.sample(pool, rng.randint(1, min(3, len(pool))))
+    low, high = int_range(difficulty, EXTRAS_EASY, EXTRAS_DEFAULT, EXTRAS_HARD)
+    high = min(high, len(pool))
+    extras = rng.sample(pool, rng.randint(min(low, high), high))
     servings = rng.randint(1, MAX_SERVINGS)
     prep = rng.choice(family.prep_minutes)
     cook = rng.choice(family.cook_minutes)
@@ -66,6 +93,10 @@ def make_recipe(rng: random.Random) -> dict[str, Any]:
         "simmer": max(1, cook - 10),
     }
     steps = [template.format(**fields) for template in family.steps]
+    chance = prep_step_chance(difficulty)
+    # drawn only above the default, so the default's random stream is the original one
+    prepared = [extra.name for extra in extras if chance > 0 and rng.random() < chance]
+    steps[:0] = [f"Prepare the {name}." for name in prepared]
     reference = {
         "name": dish,
         "servings": servings,
@@ -82,9 +113,15 @@ def make_recipe(rng: random.Random) -> dict[str, Any]:
         servings=servings,
         ingredients=join_names(listed),
     )
+    if prepared:
+        prompt += f' Begin the method with one "Prepare the ..." step for each of: {join_names(prepared)}.'
     return {"prompt": prompt, "reference": reference}
 
 
-def synthetic_recipes(split: str, size: int, seed: int) -> list[dict[str, Any]]:
-    """``size`` distinct records of ``split`` (train / validation / test), deterministic in ``seed``."""
-    return generate_split("json-recipes", split, size, seed, make_recipe)
+def synthetic_recipes(split: str, size: int, seed: int, difficulty: float | None = None) -> list[dict[str, Any]]:
+    """``size`` distinct records of ``split`` (train / validation / test), deterministic in ``seed``.
+
+    ``difficulty`` in [0, 1] (``None``: the default, 0.5) moves the knobs in the module docstring.
+    """
+    value = DEFAULT_DIFFICULTY if difficulty is None else check_difficulty(difficulty)
+    return generate_split("json-recipes", split, size, seed, partial(make_recipe, difficulty=value))

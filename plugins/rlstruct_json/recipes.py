@@ -14,9 +14,10 @@ from __future__ import annotations
 import json
 from typing import Any, ClassVar, Mapping
 
-from rlstruct import Parsed, Prompt, RecordError, Task
+from rlstruct import Parsed, RecordError, Task
 
 from .completion import checked_record, parse_completion
+from .error_classes import json_error_type
 from .recipe_schema import RECIPE_SCHEMA, schema_summary
 from .recipe_scoring import content_score, validity_score
 from .recipe_synthetic import synthetic_recipes
@@ -57,19 +58,20 @@ class JsonRecipesTask(Task):
             raise RecordError(f"{problem} (reference does not match the recipe schema)")
         return record
 
-    def synthetic(self, split: str, size: int, seed: int) -> list[dict[str, Any]]:
-        """Seeded recipes composed from the built-in vocabulary (splits never share a prompt)."""
-        return synthetic_recipes(split, size, seed)
+    def synthetic(self, split: str, size: int, seed: int, difficulty: float | None = None) -> list[dict[str, Any]]:
+        """Seeded recipes composed from the built-in vocabulary (splits never share a prompt).
+
+        ``difficulty`` in [0, 1] sets the number of ingredients and steps (``None``: the default, 0.5).
+        """
+        return synthetic_recipes(split, size, seed, difficulty)
 
     # -- prompting ----------------------------------------------------------------------------
-    def build_prompt(self, record: dict[str, Any]) -> Prompt:
-        """System message with the output rules and schema; the record's prompt as user message."""
-        return Prompt(
-            messages=[
-                {"role": "system", "content": SYSTEM_PROMPT},
-                {"role": "user", "content": record["prompt"]},
-            ]
-        )
+    # the default build_prompt sends this system message (output rules and schema), then the user one
+    system_prompt: ClassVar[str] = SYSTEM_PROMPT
+
+    def user_prompt(self, record: dict[str, Any]) -> str:
+        """The record's prompt is the user message."""
+        return record["prompt"]
 
     def reference_completion(self, record: dict[str, Any]) -> str | None:
         """The reference recipe as compact JSON, keys in schema order."""
@@ -97,3 +99,13 @@ class JsonRecipesTask(Task):
     def validity(self, record: dict[str, Any], parsed: Any) -> float:
         """Share of semantic checks passed (see :mod:`.recipe_scoring`)."""
         return validity_score(parsed)
+
+    # -- evaluation aids ------------------------------------------------------------------------
+    def error_type(self, record: dict[str, Any], completion: str, breakdown: Any) -> str | None:
+        """extra-text / wrong-type (JSON, but not an object) for structure; missing-key, invented-key,
+        wrong-type or schema-violation for format (see :mod:`.error_classes`)."""
+        return json_error_type(completion, breakdown, RECIPE_SCHEMA, accepts=dict)
+
+    def json_schema(self, record: dict[str, Any]) -> dict[str, Any] | None:
+        """The recipe schema (``recipe.schema.json``), the same for every record."""
+        return RECIPE_SCHEMA

@@ -20,8 +20,9 @@ Shared by the ``json-recipes`` and ``json-schema`` tasks. :func:`format_credit` 
     *averaged* and weigh as one item, so a long list of good items cannot outweigh missing keys;
     an empty array where ``minItems`` asks for some counts the item schema as unmet;
   - ``allOf``: every branch; ``anyOf`` / ``oneOf``: the best-scoring branch only;
-  - ``$ref`` (local JSON pointers ``#/...`` only): followed at most :data:`MAX_REF_DEPTH` times
-    along one path, so recursive schemas terminate;
+  - ``$ref``: followed inside the document only (JSON pointers ``#/...`` and plain-name anchors,
+    see :mod:`.schema_refs`) at most :data:`MAX_REF_DEPTH` times along one path, so recursive
+    schemas terminate;
   - each key forbidden by ``additionalProperties: false`` (an *invented* key) subtracts one met
     check: invented keys are penalised, not merely ignored.
 
@@ -35,7 +36,12 @@ checked ``format`` (see :mod:`.string_formats`) and each array under ``uniqueIte
 Work is bounded: at most :data:`MAX_VISITS` schema/instance visits per call (past that the
 partial credit is unavailable and an invalid instance scores 0) and :data:`MAX_SCHEMA_DEPTH`
 nested schema levels. ``pattern`` regular expressions come from the schema (record data, not
-model output); a catastrophic pattern in a record can still be slow, bounded by the sandbox.
+model output); a catastrophic pattern in a record can still be slow: the sandbox bounds scoring,
+and :func:`rlstruct.data.load_records` bounds record checks, by time and memory.
+
+References never leave the record's document: the validator resolves through
+:func:`.schema_refs.document_registry` (which retrieves nothing), and :func:`validator_for` refuses
+a schema with a reference that points outside it (:class:`OutsideReference`).
 """
 
 from __future__ import annotations
@@ -50,7 +56,9 @@ from urllib.parse import unquote
 from jsonschema import Draft202012Validator, validators
 from jsonschema.exceptions import ValidationError, best_match
 from referencing.exceptions import Unresolvable
+from referencing.jsonschema import DRAFT202012
 
+from .schema_refs import document_registry, outside_references, schema_nodes
 from .string_formats import FORMAT_CHECKS
 
 MAX_REF_DEPTH = 16
@@ -81,6 +89,10 @@ _SIMPLE_KEYWORDS = (
 
 class BudgetExceeded(RuntimeError):
     """The walker used up :data:`MAX_VISITS` steps."""
+
+
+class OutsideReference(ValueError):
+    """A schema holds a reference that does not resolve inside it; nothing was fetched."""
 
 
 # -- JSON equality that can be hashed (for enum, const and uniqueItems) -----------------------------
@@ -127,11 +139,23 @@ objects, seconds for a few thousand items). Same verdicts; ``format`` is not ass
 
 @lru_cache(maxsize=256)
 def _validator_for_text(schema_text: str) -> Any:
-    return SchemaValidator(json.loads(schema_text))
+    schema = json.loads(schema_text)
+    outside = outside_references(schema)
+    if outside:
+        path, keyword, value = outside[0]
+        raise OutsideReference(
+            f"{json_path((*path, keyword), 'schema')}: {value!r} does not resolve inside the schema "
+            "(references outside the record's schema are refused; nothing is fetched)"
+        )
+    return SchemaValidator(schema, registry=document_registry(schema))
 
 
 def validator_for(schema: Any) -> Any:
-    """A cached :data:`SchemaValidator` for ``schema``."""
+    """A cached :data:`SchemaValidator` for ``schema`` that resolves references inside it only.
+
+    Raises :class:`OutsideReference` when a reference in ``schema`` points outside it (checked
+    here as well as at record load, so a record that skipped the load check is refused too).
+    """
     return _validator_for_text(json.dumps(schema, sort_keys=True))
 
 
@@ -161,7 +185,10 @@ def json_path(parts: Any, root: str = "$") -> str:
 
 # -- local references -------------------------------------------------------------------------------
 def resolve_pointer(root: Any, ref: Any) -> Any:
-    """Resolve a local ``$ref`` (``#`` or ``#/json/pointer``) in ``root``; ``None`` if it does not."""
+    """Resolve a JSON-pointer ``$ref`` (``#`` or ``#/json/pointer``) in ``root``; ``None`` if it does not.
+
+    Pointers only; the walker resolves anchors as well (through :mod:`.schema_refs`).
+    """
     if not isinstance(ref, str) or not ref.startswith("#"):
         return None
     pointer = unquote(ref[1:])
@@ -181,43 +208,20 @@ def resolve_pointer(root: Any, ref: Any) -> Any:
     return node if isinstance(node, (dict, bool)) else None
 
 
-_DATA_KEYWORDS = frozenset({"enum", "const", "default", "examples"})
-
-
 def embedded_ids(schema: Any) -> list[str]:
     """Paths (``$.a.b``) of ``$id`` keywords below the root: they would change what ``#`` means."""
-    found: list[str] = []
-    stack: list[tuple[Any, tuple[Any, ...]]] = [(schema, ())]
-    while stack:
-        node, path = stack.pop()
-        if isinstance(node, list):
-            stack.extend((item, (*path, index)) for index, item in enumerate(node))
-        elif isinstance(node, dict):
-            if path and "$id" in node:
-                found.append(json_path(path))
-            stack.extend((value, (*path, key)) for key, value in node.items() if key not in _DATA_KEYWORDS)
-    return found
+    return [json_path(path) for path, node in schema_nodes(schema) if path and "$id" in node]
 
 
 def _subschemas(schema: Any) -> Iterator[dict[str, Any]]:
     """Every object node of ``schema`` (iteratively, skipping data keywords such as ``enum``)."""
-    stack = [schema]
-    while stack:
-        node = stack.pop()
-        if isinstance(node, list):
-            stack.extend(node)
-        elif isinstance(node, dict):
-            yield node
-            stack.extend(value for key, value in node.items() if key not in _DATA_KEYWORDS)
+    return (node for _, node in schema_nodes(schema))
 
 
 def unresolved_refs(schema: Any) -> list[str]:
-    """Every ``$ref`` in ``schema`` the walker cannot follow (not a local JSON pointer that resolves)."""
-    return [
-        ref
-        for node in _subschemas(schema)
-        if isinstance(ref := node.get("$ref"), str) and resolve_pointer(schema, ref) is None
-    ]
+    """Every reference (``$ref``, ``$dynamicRef``, ``$recursiveRef``) in ``schema`` that does not
+    resolve to a schema inside it (see :func:`.schema_refs.outside_references`)."""
+    return [value for _, _, value in outside_references(schema)]
 
 
 # -- the walker -------------------------------------------------------------------------------------
@@ -341,6 +345,23 @@ class _Walker:
         self.visits = 0
         self.static_memo: dict[tuple[int, int], float] = {}
         self.enum_memo: dict[int, frozenset[Any]] = {}
+        self.targets: dict[str, Any] = {}
+        self._resolver: Any = None
+
+    def target(self, ref: Any) -> Any:
+        """The sub-schema a ``$ref`` names inside the document (pointer or anchor), else ``None``."""
+        if not isinstance(ref, str):
+            return None
+        if ref not in self.targets:
+            if self._resolver is None:  # built on first use: most walks meet no $ref
+                root = DRAFT202012.create_resource(self.root)
+                self._resolver = document_registry(self.root).resolver_with_root(root)
+            try:
+                found = self._resolver.lookup(ref).contents
+            except Exception:  # noqa: BLE001 - unresolvable (or outside): not followed, never fetched
+                found = None
+            self.targets[ref] = found if isinstance(found, (dict, bool)) else None
+        return self.targets[ref]
 
     def tick(self) -> None:
         self.visits += 1
@@ -363,7 +384,7 @@ class _Walker:
         count += isinstance(schema.get("contains"), (dict, bool))
         ref = schema.get("$ref")
         if ref is not None and refs < MAX_REF_DEPTH:
-            count += self.static(resolve_pointer(self.root, ref), refs + 1, depth + 1)
+            count += self.static(self.target(ref), refs + 1, depth + 1)
         properties = schema.get("properties")
         properties = properties if isinstance(properties, dict) else {}
         for name in _string_list(schema.get("required")):
@@ -398,7 +419,7 @@ class _Walker:
             return tally
         ref = schema.get("$ref")
         if ref is not None and refs < MAX_REF_DEPTH:
-            target = resolve_pointer(self.root, ref)
+            target = self.target(ref)
             if target is not None:
                 tally.merge(self.walk(target, value, path, refs + 1, depth + 1))
         self._values(schema, value, tally)
@@ -606,6 +627,7 @@ __all__ = [
     "INVALID_CAP",
     "MAX_REF_DEPTH",
     "MAX_VISITS",
+    "OutsideReference",
     "SchemaValidator",
     "Tally",
     "all_unique",

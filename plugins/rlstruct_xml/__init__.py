@@ -1,6 +1,6 @@
 """Built-in plugin: the ``xml-records`` task (XML documents valid under an XSD).
 
-See docs/tasks/xml-records.md. The code lives in :mod:`.task` (the task), :mod:`.hardened`
+See docs/tasks/xml-records.md. The code lives in :mod:`.task` (the task), :mod:`rlstruct.xml_safety`
 (parsing untrusted XML), :mod:`.schemas` (XSDs), :mod:`.credit` and :mod:`.checks` (reward
 components) and :mod:`.synthetic` (seeded records).
 """

@@ -2,7 +2,7 @@
 
 A record's ``xsd`` is either the name of a built-in schema (``"bibliography"``,
 ``"purchase-order"``) or the text of an XSD. XSD text from a record is data, not code: it is
-parsed by :func:`rlstruct_xml.hardened.parse_untrusted` (no DTD, no entities, no network), and it
+parsed by :func:`rlstruct.xml_safety.parse_untrusted` (no DTD, no entities, no network), and it
 may not pull in other documents: ``xs:include``, ``xs:redefine``, ``xs:override`` and any
 ``xs:import`` with a ``schemaLocation`` are refused before libxml2 sees the schema.
 """
@@ -19,7 +19,7 @@ from typing import Callable, Generic, Hashable, Mapping, TypeVar
 
 from lxml import etree
 
-from .hardened import UnsafeXml, parse_untrusted
+from rlstruct.xml_safety import UnsafeXml, parse_untrusted
 
 XS = "http://www.w3.org/2001/XMLSchema"
 """The XML Schema namespace."""

@@ -10,8 +10,9 @@ from rlstruct import Parsed, Prompt, Record, RecordError, Task
 from rlstruct.safety import MAX_COMPLETION_CHARS
 
 from .checks import validity_score
+from .error_classes import xml_error_type
 from .credit import ReferenceProfile, content_items, format_score, multiset_f1, profile
-from .hardened import UnsafeXml, parse_untrusted, strip_xml_fence
+from rlstruct.xml_safety import UnsafeXml, parse_untrusted, strip_xml_fence
 from .schemas import BUILTIN_SCHEMAS, BoundedCache, SchemaError, compile_schema, resolve_xsd
 from .synthetic import generate
 
@@ -65,9 +66,13 @@ class XmlRecordsTask(Task):
             raise RecordError(f"reference: not valid under the XSD: {errors[0][:200]}")
         return dict(raw)
 
-    def synthetic(self, split: str, size: int, seed: int) -> list[Record]:
-        """Seeded bibliographies and purchase orders (built-in schemas); splits never share prompts."""
-        return generate(split, size, seed)
+    def synthetic(self, split: str, size: int, seed: int, difficulty: float | None = None) -> list[Record]:
+        """Seeded bibliographies and purchase orders (built-in schemas); splits never share prompts.
+
+        ``difficulty`` in [0, 1] sets repeated elements, optional elements and attributes, and above
+        the default adds nested outlines (``None``: the default, 0.5).
+        """
+        return generate(split, size, seed, difficulty)
 
     # -- prompting ----------------------------------------------------------------------------
     def build_prompt(self, record: Record) -> Prompt:
@@ -118,3 +123,9 @@ class XmlRecordsTask(Task):
         if not isinstance(parsed, etree._Element):
             return 0.0
         return validity_score(parsed, compile_schema(record["xsd"]))
+
+    # -- evaluation aids ------------------------------------------------------------------------
+    def error_type(self, record: Record, completion: str, breakdown: Any) -> str | None:
+        """extra-text for structure; wrong-type (another root), missing-key, invented-key, wrong-type or
+        schema-violation for format, from the XSD's complaints (see :mod:`.error_classes`)."""
+        return xml_error_type(record, completion, breakdown, _reference_profile(record["reference"]).root_tag)

@@ -39,7 +39,8 @@ def test_hanging_and_raising_reward_components_are_counted_not_fatal(tiny_model_
         assert line["reward_timeouts"] == n  # one per completion: the 'hang' component
         assert line["reward_errors_by_component"] == {"hang": n, "boom": n}
         assert line["reward/hang"] == 0.0 and line["reward/boom"] == 0.0
-        assert line["reward/format"] > 0.0  # the task's own components still scored
+    # the task's own components still scored (a tiny random model writes few digits: some step has some)
+    assert any(line["reward/format"] > 0.0 for line in lines)
     sample = json.loads((tmp_path / "run" / "samples.jsonl").read_text().splitlines()[0])
     assert "timeout" in sample["error"] and "reward plugin bug" in sample["error"]
 

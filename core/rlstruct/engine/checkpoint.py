@@ -23,6 +23,10 @@ import torch
 STEP_DIR = re.compile(r"^step-(\d+)$")
 
 
+class CheckpointWriteError(OSError):
+    """A checkpoint could not be written (disk full, permissions); earlier checkpoints are untouched."""
+
+
 def rng_state() -> dict[str, Any]:
     state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
     if torch.cuda.is_available():
@@ -66,14 +70,25 @@ def save_checkpoint(
         shutil.rmtree(stale, ignore_errors=True)
     final = root / f"step-{step:06d}"
     tmp = root / f".tmp-step-{step:06d}"
-    model.save_pretrained(tmp)
-    tokenizer.save_pretrained(tmp)
-    torch.save(
-        {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "rng": rng_state()},
-        tmp / "trainer_state.pt",
-    )
-    (tmp / "state.json").write_text(json.dumps({**state, "step": step}, indent=2))
-    _fsync_tree(tmp)
+    recorder = None
+    try:
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        with open(tmp / "trainer_state.pt", "wb") as fh:
+            recorder = _RecordingFile(fh)
+            torch.save(
+                {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "rng": rng_state()}, recorder
+            )
+        (tmp / "state.json").write_text(json.dumps({**state, "step": step}, indent=2))
+        _fsync_tree(tmp)
+    except Exception as exc:  # noqa: BLE001 - filtered just below
+        if not _is_write_error(exc):
+            raise
+        shutil.rmtree(tmp, ignore_errors=True)  # give the space back; earlier checkpoints were not touched
+        kept = list_checkpoints(root)
+        last = f"the last good checkpoint, {kept[-1]}, is intact" if kept else "no earlier checkpoint exists"
+        cause = recorder.error if recorder is not None and recorder.error is not None else exc
+        raise CheckpointWriteError(f"could not write checkpoint {final}: {_why(cause)}; {last}") from exc
     if final.exists():  # re-saving the same step (e.g. final save right after a periodic one)
         shutil.rmtree(final)
     os.rename(tmp, final)
@@ -85,6 +100,49 @@ def save_checkpoint(
     for old in list_checkpoints(root)[:-keep_last]:
         shutil.rmtree(old, ignore_errors=True)
     return final
+
+
+def save_model_dir(path: Path, model, tokenizer) -> None:
+    """``save_pretrained`` of model and tokenizer into ``path`` (e.g. ``final/``), with a one-line
+    :class:`CheckpointWriteError` when the disk is full or the directory unwritable."""
+    try:
+        model.save_pretrained(path)
+        tokenizer.save_pretrained(path)
+    except Exception as exc:  # noqa: BLE001 - filtered just below
+        if not _is_write_error(exc):
+            raise
+        kept = list_checkpoints(path.parent / "checkpoints")
+        last = f"; the last checkpoint, {kept[-1]}, is intact (resume from it)" if kept else ""
+        raise CheckpointWriteError(f"could not write {path}: {_why(exc)}{last}") from exc
+
+
+class _RecordingFile:
+    """A file for ``torch.save`` that keeps the OSError (e.g. ENOSPC) behind torch's own error
+    ("[enforce fail at inline_container.cc] unexpected pos"), so the message can say what happened."""
+
+    def __init__(self, fh) -> None:
+        self.fh, self.error = fh, None
+
+    def write(self, data) -> int:
+        try:
+            return self.fh.write(data)
+        except OSError as exc:
+            self.error = exc
+            raise
+
+    def flush(self) -> None:
+        self.fh.flush()
+
+
+def _is_write_error(exc: BaseException) -> bool:
+    """Errors of writing files: OSError, and torch's and safetensors' wrappers of it."""
+    return isinstance(exc, (OSError, RuntimeError)) or type(exc).__name__ == "SafetensorError"
+
+
+def _why(exc: BaseException) -> str:
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror.lower() if exc.filename is None else f"{exc.filename}: {exc.strerror.lower()}"
+    return str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
 
 
 def list_checkpoints(root: Path) -> list[Path]:

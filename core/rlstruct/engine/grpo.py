@@ -3,42 +3,54 @@
 Each step:
   1. pick P prompts (deterministic in (seed, step), so a resumed run sees the same ones)
   2. sample G completions per prompt                     -> Rollout, N = P*G rows
-  3. score them with the task's hierarchical reward       -> rewards [N], per-component breakdowns
+  3. score each with its own task's hierarchical reward  -> rewards [N], per-component breakdowns
   4. group-relative advantages                             -> advantages [N]
   5. log-probs of the sampling policy (only when num_iterations > 1) and of the reference (beta > 0)
   6. num_iterations optimiser updates over the batch, in micro-batches with gradient accumulation
   7. metrics line, samples, checkpoint
 
-The trainer never imports a plugin: it gets a Task and a RewardSpec from the plugin manager.
+The trainer never imports a plugin: it gets a Task and a RewardSpec from the plugin manager, or for a
+mixture of tasks the tasks bound by rlstruct.mixture.bind_tasks (engine/task_batches.py draws each
+step's prompts from them, moves curricula and reports per-task figures).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import random
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import numpy as np
 import torch
 
-from ..config import Config
+from ..config import Config, to_dict
 from ..data import DataError, load_records
+from ..data_skip import SkippedRecords
+from ..error_types import classify_completions
+from ..tracking import open_trackers
 from ..reward import Breakdown, RewardSpec
 from ..sandbox import RewardPool, SandboxLimits
 from ..task import Task
 from . import checkpoint as ckpt
-from .logprobs import completion_logprobs
+from .interrupt import StopAfterStep, TrainingInterrupted
+from .logprobs import microbatch_logprobs, sampling_logprobs_are_exact
 from .loss import group_advantages, policy_loss
-from .metrics import MetricsWriter, peak_memory_mb, reset_peak_memory, summarise_breakdowns
+from .metrics import MetricsWriter, peak_memory_mb, reset_peak_memory, reward_problems, summarise_breakdowns
 from .model import frozen_reference, load_policy, pick_device, quiet_transformers, reference_mode
-from .rollout import Rollout, check_prompt_lengths, generate, render_prompt
+from .optim import make_adamw, optimised_parameters
+from .rollout import MicroBatch, Rollout, check_prompt_lengths, make_generator, micro_batches, render_prompt
+from .prompt_budget import PromptTooLong, check_prompt_budget, resolve_prompt_budget
+from .task_batches import TrainingTasks
+from .timing import PhaseClock as _PhaseClock
+from .rundir import ResumeError, RunDirectoryInUse, check_run_dirs, find_checkpoint, run_dir_of, same_dir
 
 
-class RunDirectoryInUse(FileExistsError):
-    """A fresh run was pointed at a run directory that already has checkpoints."""
+if TYPE_CHECKING:
+    from ..mixture import MixtureTask
 
 
 class TrainingStopped(RuntimeError):
@@ -72,15 +84,11 @@ class Run:
     prompts: list[str]  # records rendered through the chat template
     writer: MetricsWriter
     device: torch.device
+    tasks: TrainingTasks | None = None  # the run's task(s): each step's prompts, per-task figures, curricula
 
 
-def ensure_fresh_or_resumed(output_dir: Path, resume_from: Path | None) -> None:
-    """Refuse to start a fresh run over an earlier run's checkpoints (they would be mixed up)."""
-    if resume_from is None and ckpt.list_checkpoints(output_dir / "checkpoints"):
-        raise RunDirectoryInUse(
-            f"{output_dir} already holds checkpoints of an earlier run; continue it with "
-            f"--resume {output_dir}, or choose another --output-dir (nothing was overwritten)"
-        )
+# Run-directory rules live in rundir.py; the old names stay importable from here.
+ensure_fresh_or_resumed = check_run_dirs
 
 
 def seed_everything(seed: int) -> None:
@@ -125,117 +133,167 @@ def lr_lambda(cfg) -> Callable[[int], float]:
     return fn
 
 
-def _micro_batches(rollout: Rollout, size: int):
-    """Yield (rows, input_ids, attention_mask, completion_mask) trimmed to the micro-batch's extent."""
-    n = rollout.input_ids.shape[0]
-    lp = rollout.prompt_length
-    for start in range(0, n, size):
-        rows = slice(start, min(n, start + size))
-        ids, att, cmask = rollout.input_ids[rows], rollout.attention_mask[rows], rollout.completion_mask[rows]
-        # Trim columns no row of this micro-batch uses: leading prompt padding, trailing completion padding.
-        first_real = int(att[:, :lp].any(dim=0).int().argmax()) if lp else 0
-        t = int(cmask.sum(dim=1).max().clamp(min=1))
-        yield rows, ids[:, first_real : lp + t], att[:, first_real : lp + t], cmask[:, :t]
+def _micro_batches(rollout: Rollout, size: int, max_tokens: int = 0, shared_prompt: bool = False) -> list[MicroBatch]:
+    """The update's micro-batches: at most ``size`` rows and (when > 0) ``max_tokens`` tokens each, trimmed to
+    the columns their rows use (see rollout.micro_batches)."""
+    return list(micro_batches(rollout, size, max_tokens, shared_prompt))
 
 
 def train(
     cfg: Config,
-    task: Task,
-    spec: RewardSpec,
+    task: Task | Sequence[MixtureTask],
+    spec: RewardSpec | None,
     output_dir: Path,
     resume_from: Path | None = None,
     progress: bool = True,
 ) -> dict[str, Any]:
-    """Run GRPO as configured; returns the final metrics line. Writes everything under ``output_dir``."""
+    """Run GRPO as configured; returns the final metrics line. Writes everything under ``output_dir``.
+
+    ``task`` and ``spec``: one task and its reward spec, or the tasks of a mixture
+    (:func:`rlstruct.mixture.bind_tasks`, each with its own spec) and ``None``.
+    ``resume_from``: a run directory or checkpoint to continue; ``output_dir`` must be that run's
+    directory or hold no run (see rundir.py). A first Ctrl-C (SIGINT) stops after the current step,
+    checkpoints it and raises :class:`TrainingInterrupted`; a second one raises KeyboardInterrupt at
+    once. Steps with reward errors or time-outs get one warning line each on stderr.
+    """
     g = cfg.grpo
-    ensure_fresh_or_resumed(output_dir, resume_from)
+    check_run_dirs(output_dir, resume_from)
+    checkpoint = find_checkpoint(resume_from) if resume_from is not None else None  # before anything is written
     output_dir.mkdir(parents=True, exist_ok=True)
     seed_everything(cfg.run.seed)
     if cfg.run.quiet or not progress:
         quiet_transformers()
 
     # Data first, then reward workers (forked while the process is small), then the model.
-    records = load_records(task, cfg.task.source, cfg.task.train_split, cfg.task.train_limit, cfg.task.data_seed)
-    if not records:
-        raise DataError(f"task {task.name!r}: no training records from source {cfg.task.source!r}")
+    # Each task's records (skipped bad rows reported): task_batches.py; one pool scores every task's rows.
+    tasks = TrainingTasks.for_run(cfg, task, spec)
+    tasks.load(warn=lambda line: _warn(line, None))
     limits = SandboxLimits(cfg.reward.timeout_s, cfg.reward.memory_mb, cfg.reward.workers)
-    pool = RewardPool(task, spec, limits).__enter__()
+    pool = RewardPool(routes=tasks.routes, limits=limits).__enter__()
+    bar = None
+    tracker = None
     try:
         device = pick_device(cfg.run.device)
         model, tokenizer = load_policy(cfg.model, device, train=True)
         ref_model = frozen_reference(model, cfg.model.lora, g.beta)
         params = [p for p in model.parameters() if p.requires_grad]
-        optimizer = torch.optim.AdamW(
+        optimizer = make_adamw(  # float32 master weights when the weights are bf16 (optim.py)
             params, lr=g.learning_rate, betas=tuple(g.adam_betas), weight_decay=g.weight_decay
         )
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(g))
         state = TrainState()
-        if resume_from is not None:
-            state = _resume(resume_from, model, optimizer, scheduler, cfg.model.lora)
-        prompts = [render_prompt(tokenizer, task.build_prompt(r)) for r in records]
-        check_prompt_lengths(tokenizer, prompts, g.max_prompt_tokens)
-        writer = MetricsWriter(output_dir, truncate_after=state.step)
-        run = Run(cfg, model, ref_model, tokenizer, optimizer, scheduler, pool, records, prompts, writer, device)
+        history = None
+        if checkpoint is not None:
+            state = _resume(checkpoint, model, optimizer, scheduler, cfg.model.lora, g)
+            if state.step > g.steps:
+                raise ResumeError(
+                    f"grpo.steps = {g.steps} is below the step of {checkpoint} ({state.step}); "
+                    "raise grpo.steps to train on from there"
+                )
+            source = run_dir_of(resume_from)
+            if source is not None and not same_dir(source, output_dir):
+                history = source  # resumed into a new directory: it starts with the old run's lines
+            tasks.load_state_dict(state.extra.get("curriculum", {}))  # curricula continue where they were
+        budget = resolve_prompt_budget(g.max_prompt_tokens, model, tokenizer, g.max_new_tokens,
+                                       new_tokens_key="grpo.max_new_tokens", how_to_raise="--set grpo.max_prompt_tokens=N")
+        if budget.limit != g.max_prompt_tokens:  # 0 = auto: the steps use the limit derived from the model
+            cfg = dataclasses.replace(cfg, grpo=dataclasses.replace(g, max_prompt_tokens=budget.limit))
+            g = cfg.grpo
+
+        def render(of: Task, batch_records: list[dict[str, Any]]) -> list[str]:
+            rendered = [render_prompt(tokenizer, of.build_prompt(r)) for r in batch_records]
+            try:
+                check_prompt_budget(tokenizer, rendered, budget)
+            except PromptTooLong as exc:
+                if len(tasks.tasks) > 1:  # say which task's record
+                    raise PromptTooLong(f"task {of.name!r}: {exc}") from None
+                raise
+            return rendered
+
+        tasks.set_renderer(render)  # every prompt checked before the first step
+        records, prompts = tasks.first
+        # run.report_to: every metrics line and sample table also goes to the trackers (closed in finally)
+        tracker = open_trackers(cfg.run.report_to, output_dir, to_dict(cfg), run_name=output_dir.name)
+        writer = MetricsWriter(output_dir, truncate_after=state.step, history_from=history, tracker=tracker)
+        run = Run(cfg, model, ref_model, tokenizer, optimizer, scheduler, pool, records, prompts, writer, device, tasks)
         last: dict[str, Any] = {}
         bar = _progress_bar(g.steps, state.step, progress and not cfg.run.quiet)
         model.train()
-        while state.step < g.steps:
-            last = _train_step(run, state)
-            state.step += 1
-            if bar is not None:
-                bar.update(1)
-                bar.set_postfix(reward=f"{last['reward_mean']:.3f}", tok_s=f"{last['tokens_per_s']:.0f}")
-            elif state.step % cfg.run.log_every == 0 or state.step == g.steps:
-                print(
-                    f"step {state.step}/{g.steps} reward {last['reward_mean']:.3f} "
-                    f"structure {last['reward/structure']:.3f} loss {last['loss']:.4f} tok/s {last['tokens_per_s']:.0f}",
-                    flush=True,
-                )
-            if state.nan_streak >= g.max_nan_steps:
-                raise TrainingStopped(
-                    f"{state.nan_streak} consecutive steps had a non-finite loss (grpo.max_nan_steps = "
-                    f"{g.max_nan_steps}); stopped at step {state.step}. The last good checkpoint is intact."
-                )
-            if state.step % cfg.run.save_every == 0 or state.step == g.steps:
-                ckpt.save_checkpoint(
-                    output_dir / "checkpoints", state.step, model, tokenizer, optimizer, scheduler,
-                    state.__dict__, cfg.run.keep_last,
-                )
+
+        def save() -> Path:
+            return ckpt.save_checkpoint(
+                output_dir / "checkpoints", state.step, model, tokenizer, optimizer, scheduler,
+                state.__dict__, cfg.run.keep_last,
+            )
+
+        with StopAfterStep() as stop:
+            while state.step < g.steps:
+                last = _train_step(run, state)
+                state.step += 1
+                curriculum = tasks.state_dict()
+                if curriculum:  # checkpointed with the step, so a resumed schedule continues exactly
+                    state.extra["curriculum"] = curriculum
+                if bar is not None:
+                    bar.update(1)
+                    bar.set_postfix(_postfix(last))
+                elif state.step % cfg.run.log_every == 0 or state.step == g.steps:
+                    print(
+                        f"step {state.step}/{g.steps} reward {last['reward_mean']:.3f} "
+                        f"structure {last['reward/structure']:.3f} loss {last['loss']:.4f} tok/s {last['tokens_per_s']:.0f}",
+                        flush=True,
+                    )
+                problems = reward_problems(last)
+                if problems:  # visible as it happens, not only in metrics.jsonl
+                    _warn(f"rlstruct: warning: {problems}", bar)
+                if state.nan_streak >= g.max_nan_steps:
+                    raise TrainingStopped(
+                        f"{state.nan_streak} consecutive steps had a non-finite loss (grpo.max_nan_steps = "
+                        f"{g.max_nan_steps}); stopped at step {state.step}. The last good checkpoint is intact."
+                    )
+                saved = save() if state.step % cfg.run.save_every == 0 or state.step == g.steps else None
+                if stop.requested:  # Ctrl-C: this step is complete; keep it and stop
+                    raise TrainingInterrupted(state.step, g.steps, saved or save())
         if bar is not None:
             bar.close()
-        final = output_dir / "final"
-        model.save_pretrained(final)
-        tokenizer.save_pretrained(final)
+            bar = None
+        ckpt.save_model_dir(output_dir / "final", model, tokenizer)
         return last
     finally:
+        if bar is not None:
+            bar.close()
         pool.close()
+        if tracker is not None:
+            tracker.close()
 
 
 def _train_step(run: Run, state: TrainState) -> dict[str, Any]:
     """One GRPO step (rollout, rewards, advantages, updates); returns its metrics line."""
     cfg, model, tokenizer, device = run.cfg, run.model, run.tokenizer, run.device
-    records, prompts = run.records, run.prompts
     g = cfg.grpo
-    t0 = time.perf_counter()
+    clock = _PhaseClock(device)
     reset_peak_memory(device)
     torch.manual_seed(step_seed(cfg.run.seed, state.step))
 
-    # 1. prompts for this step
-    idx = prompt_indices(len(records), g.prompts_per_step, state.step, cfg.run.seed)
-    batch_records = [records[i] for i in idx for _ in range(g.group_size)]  # [N], group-contiguous
+    # 1. prompts for this step: P records, each of one task (prompt_indices() for a single task)
+    batch = run.tasks.batch(state.step)
+    batch_records = batch.records  # [N], group-contiguous
 
-    # 2. rollouts
-    rollout = generate(
-        model, tokenizer, [prompts[i] for i in idx],
+    # 2. rollouts (grpo.generation picks the path; the fast one falls back to plain for other architectures)
+    generator = make_generator(g.generation, model, tokenizer, threads=g.decode_threads)
+    # With several updates per batch the old policy's log-probs are needed; the fast sampler can record them
+    # (float32, no dropout: equal to a forward pass to rounding), which saves that pass.
+    recorded_old = g.num_iterations > 1 and sampling_logprobs_are_exact(model)
+    rollout = generator.generate(
+        batch.prompts,
         group_size=g.group_size, max_new_tokens=g.max_new_tokens, max_prompt_tokens=g.max_prompt_tokens,
-        temperature=g.temperature, top_p=g.top_p,
+        temperature=g.temperature, top_p=g.top_p, return_logprobs=recorded_old,
     )
-    t_gen = time.perf_counter()
+    t_gen = clock.mark("gen")
 
-    # 3. rewards (bounded, never raises on model output)
-    breakdowns: list[Breakdown] = run.pool.score(batch_records, rollout.texts)
+    # 3. rewards (bounded, never raises on model output), each row by its own task's reward
+    breakdowns: list[Breakdown] = run.pool.score(batch_records, rollout.texts, batch.routes)
     rewards = torch.tensor([b.reward for b in breakdowns], dtype=torch.float32, device=device)  # [N]
-    t_score = time.perf_counter()
+    t_score = clock.mark("score")
 
     # 4. advantages, one per completion
     advantages, zero_spread = group_advantages(rewards, g.group_size, g.scale_rewards)  # [N], [P]
@@ -246,33 +304,34 @@ def _train_step(run: Run, state: TrainState) -> dict[str, Any]:
     n_tokens = int(loss_mask.sum())
 
     # 5. log-probs of the sampling policy and of the reference, without gradients
-    chunk, temp = g.logprob_chunk_size, g.temperature
+    shared = g.shared_prompt and rollout.group_size > 1
+    batches = _micro_batches(rollout, g.micro_batch_size, g.micro_batch_tokens, shared)
+    logp_kw = dict(shared_prompt=shared, temperature=g.temperature, chunk_size=g.logprob_chunk_size)
     old_logps, ref_logps = [], []
-    if g.num_iterations > 1 or g.beta > 0:
-        with torch.no_grad():
-            for rows, ids, att, cmask in _micro_batches(rollout, g.micro_batch_size):
-                t = cmask.shape[1]
-                if g.num_iterations > 1:
-                    old_logps.append(completion_logprobs(model, ids, att, t, temperature=temp, chunk_size=chunk))
-                if g.beta > 0:
-                    with reference_mode(model, run.ref_model) as ref:
-                        ref_logps.append(completion_logprobs(ref, ids, att, t, temperature=temp, chunk_size=chunk))
+    with torch.no_grad():
+        if g.num_iterations > 1 and rollout.sampled_logprobs is not None:
+            old_logps = [rollout.sampled_logprobs[mb.rows, : mb.n_completion] for mb in batches]
+        elif g.num_iterations > 1:
+            old_logps = [microbatch_logprobs(model, mb, **logp_kw) for mb in batches]
+        clock.mark("old_logp")
+        if g.beta > 0:
+            with reference_mode(model, run.ref_model) as ref:
+                ref_logps = [microbatch_logprobs(ref, mb, **logp_kw) for mb in batches]
+        clock.mark("ref_logp")
 
     # 6. policy updates: one optimiser step per iteration, gradients accumulated over micro-batches
     sums = {"loss": 0.0, "kl": 0.0, "clip_fraction": 0.0, "entropy": 0.0, "grad_norm": 0.0}
     finite = True
+    collect = getattr(run.optimizer, "collect_gradients", None)  # float32 master weights (optim.py)
     for iteration in range(g.num_iterations):
         run.optimizer.zero_grad(set_to_none=True)
-        for k, (rows, ids, att, cmask) in enumerate(_micro_batches(rollout, g.micro_batch_size)):
-            t = cmask.shape[1]
-            mask = loss_mask[rows, :t]
-            logp, entropy = completion_logprobs(
-                model, ids, att, t, temperature=temp, chunk_size=chunk, return_entropy=True
-            )  # [B, t] each
+        for k, mb in enumerate(batches):
+            mask = loss_mask[mb.rows, : mb.n_completion]
+            logp, entropy = microbatch_logprobs(model, mb, return_entropy=True, **logp_kw)  # [B, t] each
             old = old_logps[k] if old_logps else logp.detach()  # ratio 1 when each batch is used once
             ref = ref_logps[k] if ref_logps else None
             loss, stats = policy_loss(
-                logp, old, ref, advantages[rows], mask,
+                logp, old, ref, advantages[mb.rows], mask,
                 epsilon_low=g.epsilon_low, epsilon_high=g.epsilon_high, beta=g.beta, loss_type=g.loss_type,
                 n_sequences=n_sequences, n_tokens=max(1, n_tokens), max_completion_length=g.max_new_tokens,
             )
@@ -280,6 +339,8 @@ def _train_step(run: Run, state: TrainState) -> dict[str, Any]:
                 finite = False
                 break
             loss.backward()
+            if collect is not None:
+                collect()
             weight = float(mask.sum()) / max(1, n_tokens)
             if iteration == 0:
                 sums["loss"] += float(loss.detach())
@@ -288,9 +349,10 @@ def _train_step(run: Run, state: TrainState) -> dict[str, Any]:
                 sums["entropy"] += float((entropy.detach() * mask).sum()) / max(1, n_tokens)
             else:
                 sums["clip_fraction"] += float(stats["clip_fraction"]) * weight / g.num_iterations
+        clock.mark("fwd_bwd")
         if finite:
             norm = torch.nn.utils.clip_grad_norm_(
-                [p for p in model.parameters() if p.requires_grad], g.max_grad_norm if g.max_grad_norm > 0 else float("inf")
+                optimised_parameters(run.optimizer), g.max_grad_norm if g.max_grad_norm > 0 else float("inf")
             )
             finite = bool(torch.isfinite(norm))
             sums["grad_norm"] = float(norm)
@@ -299,15 +361,20 @@ def _train_step(run: Run, state: TrainState) -> dict[str, Any]:
             break
         run.optimizer.step()
         run.scheduler.step()
+        generator.weights_updated()
+        clock.mark("optim")
     if finite:
         state.nan_streak = 0
     else:
         state.nan_streak += 1
         state.nan_steps_total += 1
-    t_update = time.perf_counter()
+    t_update = clock.mark("optim")
 
-    # 7. metrics and samples
-    summary = summarise_breakdowns(breakdowns)
+    # 7. metrics and samples (error_type per completion: rlstruct.error_types; errors/<type> counts)
+    error_types = run.tasks.classify(batch, rollout.texts, breakdowns, rollout.truncated.tolist(), run.pool.limits)
+    summary = summarise_breakdowns(breakdowns, error_types)
+    # per-task means and difficulties (a mixture: reward/<task>...); shows each curriculum its task's mean reward
+    per_task = run.tasks.step_metrics(state.step, batch, breakdowns)
     state.reward_errors_total += summary["reward_errors"]
     state.reward_timeouts_total += summary["reward_timeouts"]
     lengths = rollout.completion_mask.sum(dim=1).float()
@@ -317,6 +384,7 @@ def _train_step(run: Run, state: TrainState) -> dict[str, Any]:
         "reward_mean": float(rewards.mean()),
         "reward_std": float(rewards.std()) if rewards.numel() > 1 else 0.0,
         **summary,
+        **per_task,
         "loss": sums["loss"] if finite else float("nan"),
         "kl": sums["kl"],
         "clip_fraction": sums["clip_fraction"],
@@ -328,32 +396,60 @@ def _train_step(run: Run, state: TrainState) -> dict[str, Any]:
         "truncated_frac": float(rollout.truncated.float().mean()),
         "zero_spread_frac": float(zero_spread.float().mean()),
         "nan_skipped": not finite,
-        "gen_s": t_gen - t0,
+        "gen_s": t_gen - clock.start,
         "score_s": t_score - t_gen,
         "update_s": t_update - t_score,
-        "tokens_per_s": n_completion_tokens / max(1e-9, t_update - t0),
+        "tokens_per_s": n_completion_tokens / max(1e-9, t_update - clock.start),
         "peak_mem_mb": peak_memory_mb(device),
         "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+        # where the step's time went (generation split when the path can tell prefill from decode)
+        "generation": generator.name,
+        "prefill_s": rollout.timings.get("prefill_s"),
+        "decode_s": rollout.timings.get("decode_s"),
+        "old_logp_s": clock.spent["old_logp"],
+        "ref_logp_s": clock.spent["ref_logp"],
+        "fwd_bwd_s": clock.spent["fwd_bwd"],
+        "optim_s": clock.spent["optim"],
     }
     run.writer.write(line)
     run.writer.samples(
         state.step + 1,
         [
-            {"prompt": prompts[idx[i // g.group_size]], "completion": rollout.texts[i], **breakdowns[i].to_json()}
+            {"task": batch.routes[i], "prompt": batch.prompts[i // g.group_size], "completion": rollout.texts[i],
+             **breakdowns[i].to_json(),
+             "error_type": error_types[i]}
             for i in range(0, n_sequences, max(1, n_sequences // max(1, cfg.run.samples_per_step)))
         ][: cfg.run.samples_per_step],
     )
     return line
 
 
-def _resume(path: Path, model, optimizer, scheduler, lora: bool) -> TrainState:
-    """Restore weights, optimiser, scheduler, RNG and loop state from a checkpoint."""
+def _resume(path: Path, model, optimizer, scheduler, lora: bool, g=None) -> TrainState:
+    """Restore weights, optimiser, scheduler, RNG and loop state from a checkpoint.
+
+    ``g`` (the run's GRPOConfig): the optimiser hyper-parameters come from the config, not from the
+    checkpoint, so a change accepted with --allow-config-change takes effect (unchanged values give the
+    very same numbers, so an exact resume stays exact).
+    """
     found = ckpt.resolve_resume(path)
-    ckpt.load_model_weights(model, found, lora)
-    saved, trainer = ckpt.load_trainer_state(found)
-    optimizer.load_state_dict(trainer["optimizer"])
-    scheduler.load_state_dict(trainer["scheduler"])
+    try:
+        ckpt.load_model_weights(model, found, lora)
+        saved, trainer = ckpt.load_trainer_state(found)
+        optimizer.load_state_dict(trainer["optimizer"])
+        scheduler.load_state_dict(trainer["scheduler"])
+    except (KeyError, ValueError, RuntimeError, OSError) as exc:
+        first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+        raise ResumeError(
+            f"{found}: does not fit the configured model and optimiser (model.name_or_path, model.lora or "
+            f"lora settings changed?): {first}"
+        ) from None
     ckpt.set_rng_state(trainer["rng"])
+    if g is not None:
+        for group in optimizer.param_groups:
+            group.update(initial_lr=g.learning_rate, betas=tuple(g.adam_betas), weight_decay=g.weight_decay)
+        scheduler.base_lrs = [g.learning_rate for _ in optimizer.param_groups]
+        for group, fn in zip(optimizer.param_groups, scheduler.lr_lambdas):
+            group["lr"] = g.learning_rate * fn(scheduler.last_epoch)
     known = {k: saved[k] for k in TrainState.__dataclass_fields__ if k in saved}
     return TrainState(**known)
 
@@ -364,6 +460,26 @@ def _progress_bar(total: int, initial: int, enabled: bool):
     from tqdm.auto import tqdm
 
     return tqdm(total=total, initial=initial, desc="grpo", unit="step", dynamic_ncols=True)
+
+
+def _postfix(line: dict[str, Any]) -> dict[str, str]:
+    """The progress bar's postfix: reward and speed, plus reward errors and time-outs when a step had any."""
+    out = {"reward": f"{line['reward_mean']:.3f}", "tok_s": f"{line['tokens_per_s']:.0f}"}
+    if line.get("reward_errors"):
+        out["reward_errors"] = str(line["reward_errors"])
+    if line.get("reward_timeouts"):
+        out["timeouts"] = str(line["reward_timeouts"])
+    return out
+
+
+def _warn(message: str, bar) -> None:
+    """A line on stderr that does not tear the progress bar."""
+    import sys
+
+    if bar is not None:
+        bar.write(message, file=sys.stderr)
+    else:
+        print(message, file=sys.stderr, flush=True)
 
 
 def write_resolved_config(cfg: Config, output_dir: Path) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import random
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import torch
 
@@ -45,15 +45,34 @@ def _collate(batch, pad_id: int, device) -> tuple[torch.Tensor, torch.Tensor, to
     return ids.to(device), att.to(device), labels.to(device)
 
 
-def sft(cfg: Config, task: Task, output_dir: Path, progress: bool = True) -> dict[str, Any]:
-    """Fine-tune on reference completions; save the (merged) model to ``output_dir``."""
+def sft(cfg: Config, task: Task | Sequence[Any], output_dir: Path, progress: bool = True) -> dict[str, Any]:
+    """Fine-tune on reference completions; save the (merged) model to ``output_dir``.
+
+    ``task``: one task (records from ``[task]``), or the bound tasks of a mixture
+    (:func:`rlstruct.mixture.bind_tasks`): each batch example then comes from a task drawn by weight.
+    """
     seed_everything(cfg.run.seed)
     if cfg.run.quiet or not progress:
         quiet_transformers()
-    records = load_records(task, cfg.task.source, cfg.task.train_split, cfg.task.train_limit, cfg.task.data_seed)
+    if isinstance(task, Task):
+        records = load_records(task, cfg.task.source, cfg.task.train_split, cfg.task.train_limit, cfg.task.data_seed)
+    else:  # a mixture: each task's records, with its own settings and difficulty
+        mixture = [(t, load_records(t.task, t.settings.source, t.settings.train_split, t.settings.train_limit,
+                                    t.settings.data_seed, difficulty=t.settings.difficulty)) for t in task]
     device = pick_device(cfg.run.device)
     model, tokenizer = load_policy(cfg.model, device, train=True)
-    examples = build_examples(task, tokenizer, records)
+    if isinstance(task, Task):
+        examples = build_examples(task, tokenizer, records)
+        draw = lambda rng: examples[rng.randrange(len(examples))]  # noqa: E731 - the single-task draw, unchanged
+    else:
+        per_task = [build_examples(t.task, tokenizer, recs) for t, recs in mixture]
+        weights = [t.weight for t, _ in mixture]
+        examples = [e for group in per_task for e in group]
+
+        def draw(rng: random.Random) -> tuple[list[int], int]:
+            group = per_task[rng.choices(range(len(per_task)), weights)[0]]
+            return group[rng.randrange(len(group))]
+
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=cfg.sft.learning_rate)
     warm = max(1, cfg.sft.warmup_steps)
@@ -67,7 +86,7 @@ def sft(cfg: Config, task: Task, output_dir: Path, progress: bool = True) -> dic
 
         bar = tqdm(total=cfg.sft.steps, desc="sft", unit="step", dynamic_ncols=True)
     for step in range(cfg.sft.steps):
-        batch = [examples[rng.randrange(len(examples))] for _ in range(cfg.sft.batch_size)]
+        batch = [draw(rng) for _ in range(cfg.sft.batch_size)]
         ids, att, labels = _collate(batch, tokenizer.pad_token_id, device)
         loss = model(input_ids=ids, attention_mask=att, labels=labels).loss
         optimizer.zero_grad(set_to_none=True)

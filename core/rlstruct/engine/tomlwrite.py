@@ -16,8 +16,8 @@ def _value(v: Any) -> str:
         return json.dumps(v)  # a JSON string is a valid TOML basic string
     if isinstance(v, (list, tuple)):
         return "[" + ", ".join(_value(x) for x in v) + "]"
-    if isinstance(v, dict):
-        return "{" + ", ".join(f"{json.dumps(str(k))} = {_value(x)}" for k, x in v.items()) + "}"
+    if isinstance(v, dict):  # None has no TOML form: an unset key is left out, and reads back as None
+        return "{" + ", ".join(f"{json.dumps(str(k))} = {_value(x)}" for k, x in v.items() if x is not None) + "}"
     raise TypeError(f"cannot write {type(v).__name__} to TOML")
 
 
@@ -28,6 +28,7 @@ def dumps(cfg: Any) -> str:
     for section, table in data.items():
         lines.append(f"[{section}]")
         for key, value in table.items():
-            lines.append(f"{key} = {_value(value)}")
+            if value is not None:  # e.g. task.difficulty unset: the default when read back
+                lines.append(f"{key} = {_value(value)}")
         lines.append("")
     return "\n".join(lines)

@@ -55,7 +55,7 @@ from ..data import load_records
 from ..plugins import PluginManager
 from ..reward import Breakdown, RewardSpec
 from ..sandbox import RewardPool, SandboxLimits
-from ..task import COMPONENTS, Prompt, Record, Task
+from ..task import COMPONENTS, Prompt, Record, Task, applicable_components
 
 if TYPE_CHECKING:  # pragma: no cover
     import datasets
@@ -409,7 +409,8 @@ def reward_functions(
     pm = plugin_manager if plugin_manager is not None else PluginManager()
     task = pm.task(task_name)
     spec = RewardSpec.build(task, pm.rewards, weights, extras)
-    known = spec.names
+    # a component the task does not implement has no scores (None): never a TRL reward function
+    known = [n for n in spec.names if n not in COMPONENTS or n in applicable_components(task)]
     chosen = list(known if components is None else components)
     unknown = [c for c in chosen if c not in known]
     if unknown or not chosen or len(set(chosen)) != len(chosen):

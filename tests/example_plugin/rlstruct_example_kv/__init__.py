@@ -2,25 +2,21 @@
 
 It adds one task, ``key-value``: the prompt lists some facts and names a few keys, and the model
 must answer each requested key as a ``key=value`` line. It also adds one extra reward component,
-``no-shouting``, that any task config can switch on.
+``no-shouting``, that any task config can switch on. The tutorial starts from the 40-line version
+of the same task in tests/example_plugin/minimal_kv.py.
 """
 
 from __future__ import annotations
 
-import hashlib
 import random
 from typing import Any, Callable, Mapping
 
-from rlstruct import Parsed, Prompt, Record, RecordError, RewardComponent, Task, hookimpl
+from rlstruct import Parsed, Record, RecordError, RewardComponent, Task, hookimpl
 
 MAX_COMPLETION_CHARS = 20_000
 """Longer completions score 0 without being parsed (model output is untrusted)."""
 MAX_VALUE_CHARS = 24
 """Validity: a value longer than this many characters is not plausible."""
-SYSTEM_PROMPT = (
-    "Answer with one line key=value for each requested key, using the facts given. "
-    "Write nothing else."
-)
 
 VOCABULARY: dict[str, list[str]] = {
     "colour": ["red", "teal", "amber", "violet", "olive", "navy", "coral", "ivory"],
@@ -33,8 +29,6 @@ VOCABULARY: dict[str, list[str]] = {
     "season": ["spring", "summer", "autumn", "winter"],
 }
 """The keys the generator draws facts from, with the values each key may take."""
-SPLIT_BUCKETS: dict[str, range] = {"train": range(0, 8), "validation": range(8, 9), "test": range(9, 10)}
-"""A prompt belongs to the split that holds its hash bucket (of 10), so splits never share a prompt."""
 
 
 def is_key(text: str) -> bool:
@@ -51,25 +45,16 @@ def parse_line(line: str) -> tuple[str, str] | None:
     return key, value.strip()
 
 
-def random_record(rng: random.Random) -> Record:
-    """Five to seven facts, of which two to four are asked for."""
-    fact_keys = rng.sample(sorted(VOCABULARY), rng.randint(5, 7))
-    facts = {key: rng.choice(VOCABULARY[key]) for key in fact_keys}
-    keys = rng.sample(fact_keys, rng.randint(2, 4))
-    return {"facts": facts, "keys": keys}
-
-
-def prompt_bucket(prompt: str) -> int:
-    """A stable number 0-9 derived from the prompt text (the same on every machine and run)."""
-    return int(hashlib.sha256(prompt.encode("utf-8")).hexdigest(), 16) % 10
-
-
 class KeyValueTask(Task):
     """Answer the requested facts as ``key=value`` lines, one per line."""
 
     name = "key-value"
     description = "Answer the requested facts as key=value lines, one per line."
     synthetic_size = 256
+    system_prompt = (
+        "Answer with one line key=value for each requested key, using the facts given. "
+        "Write nothing else."
+    )
 
     # -- data ---------------------------------------------------------------------------------
     def normalize_record(self, raw: Mapping[str, Any]) -> Record:
@@ -93,33 +78,18 @@ class KeyValueTask(Task):
             raise RecordError("'keys' names a key twice")
         return {"facts": dict(facts), "keys": list(keys)}
 
-    def synthetic(self, split: str, size: int, seed: int) -> list[Record]:
-        """``size`` seeded records for ``split``; the prompt's hash decides which split owns it."""
-        if split not in SPLIT_BUCKETS:
-            raise ValueError(f"unknown split {split!r} (known: {', '.join(SPLIT_BUCKETS)})")
-        rng = random.Random(f"{seed}:{split}")  # never the global RNG
-        records: list[Record] = []
-        seen: set[str] = set()
-        while len(records) < size:
-            record = random_record(rng)
-            prompt = self.build_prompt(record).messages[-1]["content"]
-            if prompt in seen or prompt_bucket(prompt) not in SPLIT_BUCKETS[split]:
-                continue
-            seen.add(prompt)
-            records.append(record)
-        return records
+    def random_record(self, rng: random.Random) -> Record:
+        """Five to seven facts, of which two to four are asked for (only ``rng`` is random)."""
+        fact_keys = rng.sample(sorted(VOCABULARY), rng.randint(5, 7))
+        facts = {key: rng.choice(VOCABULARY[key]) for key in fact_keys}
+        keys = rng.sample(fact_keys, rng.randint(2, 4))
+        return {"facts": facts, "keys": keys}
 
     # -- prompting ----------------------------------------------------------------------------
-    def build_prompt(self, record: Record) -> Prompt:
+    def user_prompt(self, record: Record) -> str:
         """The facts as a list, then the keys to answer."""
         facts = "\n".join(f"- {key}: {value}" for key, value in record["facts"].items())
-        wanted = ", ".join(record["keys"])
-        return Prompt(
-            messages=[
-                {"role": "system", "content": SYSTEM_PROMPT},
-                {"role": "user", "content": f"Facts:\n{facts}\n\nKeys: {wanted}"},
-            ]
-        )
+        return f"Facts:\n{facts}\n\nKeys: {', '.join(record['keys'])}"
 
     def reference_completion(self, record: Record) -> str:
         """One ``key=value`` line per requested key, in the order asked."""

@@ -1,0 +1,243 @@
+"""The fast rollout path: one prefill per distinct prompt, a preallocated key/value buffer, finished rows dropped.
+
+For P prompts × G completions the plain path (``model.generate`` on N = P·G rows) encodes every prompt G times
+and then decodes N rows until the last one stops, concatenating every layer's cache at every token. Here:
+
+1. each distinct prompt is encoded once (P rows, left-padded), through :class:`LeanDecoder`;
+2. its keys/values stay in one copy per group (:class:`GroupCache`); the generated tokens' keys/values go into
+   a per-row buffer sized for the whole completion, written in place one column per step;
+3. a decode step attends in two parts merged by their softmax statistics: all G rows of a group against the
+   shared prompt keys in one matrix product (the prompt is read once per group, not G times), and each row
+   against its own generated tokens;
+4. rows that produced EOS stop costing compute: once they are an eighth of the batch they are dropped from it;
+5. tokens are drawn on the device (:mod:`.sampling`); on CUDA the loop looks at the host only every few steps;
+6. LoRA adapters are folded into temporary weight copies for the duration (when those copies are small), so a
+   decode step costs as many operations as without LoRA.
+
+The output is a :class:`~.rollout.Rollout` laid out exactly as the plain path's (left-padded prompt, completion
+cut at EOS, same masks), so everything downstream is unchanged. tests/engine/test_fast_rollout.py checks it
+against the plain path: identical greedy completions, and the same per-token log-probabilities as a full
+forward pass for sampled ones.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from typing import Iterator, Sequence
+
+import torch
+from torch import Tensor
+
+from .lean_decoder import LeanDecoder, additive_mask, prefill_mask, sdpa
+from .logprobs import position_ids_from_mask
+from .sampling import next_tokens
+
+# Drop finished rows once they are this share of the batch: compacting copies the generated keys/values, so
+# doing it for every single finished row would cost more than decoding a few dead rows.
+_COMPACT_SHARE = 0.125
+# On CUDA, look at the host (all done? rows to drop?) only every this many tokens; each look is a sync.
+_CUDA_CHECK_EVERY = 8
+
+
+@contextlib.contextmanager
+def torch_threads(threads: int) -> Iterator[None]:
+    """Run the block with ``threads`` intra-op threads (0: leave torch's setting), then restore it."""
+    if threads <= 0 or threads == torch.get_num_threads():
+        yield
+        return
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+@torch.no_grad()
+def fast_generate(
+    model,
+    decoder: LeanDecoder,
+    tokenizer,
+    prompt_texts: Sequence[str],
+    *,
+    group_size: int,
+    max_new_tokens: int,
+    max_prompt_tokens: int,
+    do_sample: bool = True,
+    temperature: float = 1.0,
+    top_p: float = 1.0,
+    threads: int = 0,
+    return_logprobs: bool = False,
+):
+    """Sample ``group_size`` completions per prompt; see the module docstring. Returns a Rollout.
+
+    ``threads`` > 0 runs the whole generation with that many torch threads. ``return_logprobs`` also records
+    the log-probability (under ``temperature``, before the top-p filter, as the loss sees it) of each sampled
+    token in ``Rollout.sampled_logprobs``.
+    """
+    from .rollout import assemble_rollout
+
+    device = next(model.parameters()).device
+    enc = tokenizer(
+        list(prompt_texts), return_tensors="pt", padding=True, truncation=True, max_length=max_prompt_tokens,
+        add_special_tokens=False,
+    )
+    prompt_ids, prompt_mask = enc["input_ids"].to(device), enc["attention_mask"].to(device)  # [P, Lp]
+    eos_id, pad_id = tokenizer.eos_token_id, tokenizer.pad_token_id
+    was_training = model.training
+    model.eval()
+    timings: dict[str, float] = {}
+    try:
+        with torch_threads(threads):
+            t0 = time.perf_counter()
+            with decoder.folded_adapters():
+                completion, logps = _decode(
+                    decoder, prompt_ids, prompt_mask, group_size, max_new_tokens, eos_id, pad_id,
+                    do_sample=do_sample, temperature=temperature, top_p=top_p, return_logprobs=return_logprobs,
+                    timings=timings,
+                )
+            _sync(device)
+            timings["decode_s"] = time.perf_counter() - t0 - timings["prefill_s"]
+    finally:
+        model.train(was_training)
+    rollout = assemble_rollout(
+        tokenizer, prompt_ids.repeat_interleave(group_size, 0), prompt_mask.repeat_interleave(group_size, 0),
+        completion, group_size,
+    )
+    rollout.timings = timings
+    if logps is not None:
+        rollout.sampled_logprobs = logps[:, : rollout.n_completion] * rollout.completion_mask
+    return rollout
+
+
+class GroupCache:
+    """Keys/values for decoding G completions per prompt: each prompt's once, each row's generated ones apart.
+
+    ``attend`` (a :data:`~.lean_decoder.Attend`) stores the step's new keys/values in column ``length`` of the
+    row buffers and returns softmax attention over prompt + generated tokens, computed as two blocks merged by
+    their maxima and sums (exact, as one softmax would give).
+    """
+
+    def __init__(self, prefix: list[tuple[Tensor, Tensor]], prompt_mask: Tensor, group_size: int, max_new: int):
+        self.prefix = prefix  # per layer: keys, values [P, kv_heads, Lp, head_dim]
+        self.group_size = group_size
+        n = prompt_mask.shape[0] * group_size
+        # [P, 1, 1, Lp] additive float32 mask: prompt padding never attended
+        self.prompt_bias = additive_mask(prompt_mask.bool()[:, None, None, :], torch.float32)
+        self.own_k = [k.new_empty(n, k.shape[1], max_new, k.shape[3]) for k, _ in prefix]
+        self.own_v = [v.new_empty(n, v.shape[1], max_new, v.shape[3]) for _, v in prefix]
+        self.rows = torch.arange(n, device=prompt_mask.device)  # batch row -> rollout row
+        self.compacted = False
+        self.length = 0  # generated tokens stored
+
+    def keep(self, alive: Tensor) -> None:
+        """Keep only batch rows ``alive`` (indices into the current batch)."""
+        self.own_k = [buf.index_select(0, alive) for buf in self.own_k]
+        self.own_v = [buf.index_select(0, alive) for buf in self.own_v]
+        self.rows = self.rows[alive]
+        self.compacted = True
+
+    def attend(self, index: int, q: Tensor, k: Tensor, v: Tensor, dropout: float, scale: float) -> Tensor:
+        t = self.length
+        self.own_k[index][:, :, t] = k[:, :, 0]
+        self.own_v[index][:, :, t] = v[:, :, 0]
+        own_k, own_v = self.own_k[index][:, :, : t + 1], self.own_v[index][:, :, : t + 1]
+        prompt_k, prompt_v = self.prefix[index]
+        n, heads, _, dim = q.shape
+        prompts, kv_heads = prompt_k.shape[0], prompt_k.shape[1]
+        rep, g = heads // kv_heads, self.group_size
+        q = q.view(n, kv_heads, rep, dim)  # query heads grouped under their key/value head
+
+        # block 1: every row of a group against the group's prompt, [P, kv_heads, G*rep, Lp] scores at once
+        if self.compacted:  # finished rows left gaps: place the live rows back in their group slots
+            slots = q.new_zeros(prompts * g, kv_heads, rep, dim)
+            slots[self.rows] = q
+        else:
+            slots = q
+        grouped = slots.view(prompts, g, kv_heads, rep, dim).transpose(1, 2).reshape(prompts, kv_heads, g * rep, dim)
+        scores = torch.matmul(grouped, prompt_k.transpose(-1, -2)).float() * scale + self.prompt_bias
+        p_max = scores.amax(dim=-1, keepdim=True)
+        p_exp = torch.exp(scores - p_max)
+        p_sum = p_exp.sum(dim=-1, keepdim=True)
+        p_out = torch.matmul(p_exp.to(prompt_v.dtype), prompt_v).float()  # [P, kv_heads, G*rep, dim]
+
+        def per_row(x: Tensor) -> Tensor:  # [P, kv_heads, G*rep, c] -> [n, kv_heads, rep, c]
+            x = x.view(prompts, kv_heads, g, rep, -1).transpose(1, 2).reshape(prompts * g, kv_heads, rep, -1)
+            return x[self.rows] if self.compacted else x
+
+        p_max, p_sum, p_out = per_row(p_max), per_row(p_sum), per_row(p_out)
+
+        # block 2: each row against its own generated tokens
+        scores = torch.matmul(q, own_k.transpose(-1, -2)).float() * scale  # [n, kv_heads, rep, t+1]
+        o_max = scores.amax(dim=-1, keepdim=True)
+        o_exp = torch.exp(scores - o_max)
+        o_sum = o_exp.sum(dim=-1, keepdim=True)
+        o_out = torch.matmul(o_exp.to(own_v.dtype), own_v).float()
+
+        top = torch.maximum(p_max, o_max)
+        p_w, o_w = torch.exp(p_max - top), torch.exp(o_max - top)
+        out = (p_out * p_w + o_out * o_w) / (p_sum * p_w + o_sum * o_w)
+        return out.to(q.dtype).view(n, heads, 1, dim)
+
+
+def _decode(
+    decoder: LeanDecoder, prompt_ids: Tensor, prompt_mask: Tensor, group_size: int, max_new: int,
+    eos_id: int, pad_id: int, *, do_sample: bool, temperature: float, top_p: float, return_logprobs: bool,
+    timings: dict[str, float],
+) -> tuple[Tensor, Tensor | None]:
+    """The decode loop: completion tokens [N, max_new] (pad after EOS) and optionally their log-probs."""
+    device, dtype = prompt_ids.device, decoder.dtype
+    n = prompt_ids.shape[0] * group_size
+    t0 = time.perf_counter()
+
+    # 1. prefill: each distinct prompt once
+    prefix: list[tuple[Tensor, Tensor]] = []
+
+    def keep(index: int, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
+        prefix.append((k, v))
+        return k, v
+
+    positions = position_ids_from_mask(prompt_mask)  # [P, Lp]
+    hidden = decoder.forward(prompt_ids, positions, sdpa(prefill_mask(prompt_mask.bool(), dtype), keep))
+    first_logits = decoder.project(hidden[:, -1]).float()  # [P, V]
+    del hidden
+    cache = GroupCache(prefix, prompt_mask, group_size, max_new)
+    position = prompt_mask.sum(dim=1).repeat_interleave(group_size, 0)  # [N] position of the next token
+    _sync(device)
+    timings["prefill_s"] = time.perf_counter() - t0
+
+    tokens = torch.full((n, max_new), pad_id, dtype=torch.long, device=device)
+    logps = torch.zeros(n, max_new, dtype=torch.float32, device=device) if return_logprobs else None
+    done = torch.zeros(n, dtype=torch.bool, device=device)
+    logits = first_logits.repeat_interleave(group_size, 0)  # [N, V]
+    check_every = _CUDA_CHECK_EVERY if device.type == "cuda" else 1
+
+    for t in range(max_new):
+        chosen = next_tokens(logits, do_sample=do_sample, temperature=temperature, top_p=top_p)
+        chosen = torch.where(done, torch.full_like(chosen, pad_id), chosen)
+        tokens[cache.rows, t] = chosen
+        if logps is not None:
+            scores = logits / temperature if temperature != 1.0 else logits
+            logps[cache.rows, t] = torch.log_softmax(scores, dim=-1).gather(1, chosen[:, None]).squeeze(1)
+        done |= chosen == eos_id
+        if t == max_new - 1:
+            break
+        if (t + 1) % check_every == 0:
+            n_done = int(done.sum())
+            if n_done == done.numel():
+                break
+            if n_done >= max(1, _COMPACT_SHARE * done.numel()):
+                alive = (~done).nonzero().squeeze(1)
+                cache.keep(alive)
+                position, chosen, done = position[alive], chosen[alive], done[alive]
+        hidden = decoder.forward(chosen[:, None], position[:, None], cache.attend)
+        cache.length += 1
+        position = position + 1
+        logits = decoder.project(hidden[:, -1]).float()
+    return tokens, logps
