@@ -72,9 +72,9 @@ def main(argv: list[str] | None = None) -> int:
                           quiet=True, log_every=10**6, eval_at_end=False),
         )
         train(cfg, task, RewardSpec.build(task, {}), Path(cfg.run.output_dir), progress=False)
-        lines = [json.loads(l) for l in (Path(cfg.run.output_dir) / "metrics.jsonl").read_text().splitlines()]
+        lines = [json.loads(line) for line in (Path(cfg.run.output_dir) / "metrics.jsonl").read_text().splitlines()]
     measured = lines[args.warmup:]
-    mean = lambda key: statistics.fmean(l[key] for l in measured)  # noqa: E731
+    mean = lambda key: statistics.fmean(row[key] for row in measured)  # noqa: E731
     step_s = mean("gen_s") + mean("score_s") + mean("update_s")
     result = {
         "task": args.task,
@@ -86,11 +86,11 @@ def main(argv: list[str] | None = None) -> int:
         "score_s": mean("score_s"),
         "update_s": mean("update_s"),
         "completion_len_mean": mean("completion_len_mean"),
-        "peak_mem_mb": max(l["peak_mem_mb"] for l in measured),
+        "peak_mem_mb": max(row["peak_mem_mb"] for row in measured),
         "measured_steps": len(measured),
         "generation": measured[0].get("generation"),
         "phases_s": {k: mean(k) for k in ("prefill_s", "decode_s", "old_logp_s", "ref_logp_s", "fwd_bwd_s", "optim_s")
-                     if all(l.get(k) is not None for l in measured)},
+                     if all(row.get(k) is not None for row in measured)},
     }
     print(json.dumps(result))
     return 0

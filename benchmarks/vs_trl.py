@@ -194,7 +194,8 @@ def summarise(results: list[dict[str, Any]], device: str) -> dict[str, Any]:
         "runs": len(results),
         "measured_steps": len(steps),
         "s_per_step": statistics.median(s["s"] for s in steps) if steps else None,
-        "completion_tokens_per_s": statistics.median(s["tokens"] / s["s"] for s in with_tokens) if with_tokens else None,
+        "completion_tokens_per_s": (statistics.median(s["tokens"] / s["s"] for s in with_tokens)
+                                    if with_tokens else None),
         "completion_tokens_per_step": statistics.median(s["tokens"] for s in with_tokens) if with_tokens else None,
         "peak_rss_mb": max(r["peak_rss_mb"] for r in results),
         "peak_pss_mb": max(r["peak_pss_mb"] for r in results),
@@ -280,7 +281,8 @@ def table(report: dict[str, Any]) -> str:
         options = {**wl["rlstruct_options"]}
         lines.append(f"  rlstruct configuration: generation fast, shared prompt, {options or 'defaults otherwise'}")
         memory = "peak CUDA MB" if wl["device"] == "cuda" else "peak RSS MB"
-        lines.append(f"  {'side':<16}{'s/step':>9}{'tokens/s':>10}{'tok/step':>10}{memory:>14}{'PSS MB':>9}{'steps':>7}")
+        lines.append(f"  {'side':<16}{'s/step':>9}{'tokens/s':>10}{'tok/step':>10}{memory:>14}{'PSS MB':>9}"
+                     f"{'steps':>7}")
         for side, s in w["sides"].items():
             mem = s["peak_cuda_mb"] if wl["device"] == "cuda" else s["peak_rss_mb"]
             lines.append(f"  {side:<16}{_f(s['s_per_step'], 3):>9}{_f(s['completion_tokens_per_s'], 0):>10}"
@@ -393,7 +395,8 @@ def main(argv: list[str] | None = None) -> int:
            "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false",
            "PYTHONPATH": os.pathsep.join(filter(None, [str(HERE), os.environ.get("PYTHONPATH")]))}
     report: dict[str, Any] = {"machine": {**machine(args), "gpu": gpu}, "steps": args.steps, "rounds": args.rounds,
-                              "command": " ".join([Path(sys.argv[0]).name, *(argv if argv is not None else sys.argv[1:])]),
+                              "command": " ".join([Path(sys.argv[0]).name,
+                                                   *(argv if argv is not None else sys.argv[1:])]),
                               "workloads": []}
     with tempfile.TemporaryDirectory(prefix="vs_trl-") as tmp:
         root = Path(args.work_dir) if args.work_dir else Path(tmp)

@@ -168,8 +168,9 @@ def run_rlstruct(job: dict[str, Any]) -> dict[str, Any]:
         phases = {k: m.get(k) for k in ("prefill_s", "decode_s", "score_s", "old_logp_s", "ref_logp_s",
                                          "fwd_bwd_s", "optim_s")}
         seconds = m["gen_s"] + m["score_s"] + m["update_s"]
+        peak_cuda = m["peak_mem_mb"] if m["device"] != "cpu" else None
         steps.append({"s": seconds, "tokens": m["completion_len_mean"] * n, "phases": phases,
-                      "generation": m.get("generation"), "peak_cuda_mb": m["peak_mem_mb"] if m["device"] != "cpu" else None})
+                      "generation": m.get("generation"), "peak_cuda_mb": peak_cuda})
     return {"steps": steps, "peak_cuda_mb": _max([s["peak_cuda_mb"] for s in steps])}
 
 
@@ -323,7 +324,8 @@ def check(job: dict[str, Any]) -> dict[str, Any]:
         results[shared] = (total, grads)
     (loss_p, g_p), (loss_s, g_s) = results[False], results[True]
     grad_rel = float((g_s - g_p).norm() / g_p.norm().clamp(min=1e-30))
-    passed = greedy_equal and logp_diff < 1e-3 and abs(loss_s - loss_p) <= 1e-4 * max(1.0, abs(loss_p)) and grad_rel < 1e-3
+    loss_equal = abs(loss_s - loss_p) <= 1e-4 * max(1.0, abs(loss_p))
+    passed = greedy_equal and logp_diff < 1e-3 and loss_equal and grad_rel < 1e-3
     return {"passed": passed, "greedy_identical": greedy_equal, "sampled_logprob_max_diff": logp_diff,
             "update_loss_plain": loss_p, "update_loss_shared": loss_s, "update_grad_rel_diff": grad_rel}
 

@@ -1,10 +1,10 @@
 """docs/config.md is generated from the config dataclasses and must stay current."""
 
+import dataclasses
+import typing
 from pathlib import Path
 
 from rlstruct.config import Config, describe_markdown, field_docs
-import dataclasses
-import typing
 
 
 def test_config_reference_is_up_to_date():

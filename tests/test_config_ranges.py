@@ -152,7 +152,6 @@ def gsm_line() -> str:
 
 
 def test_score_with_a_config_needs_no_model_and_warns_on_another_task(tmp_path, gsm_line, capsys, monkeypatch):
-    import io
 
     data = tmp_path / "in.jsonl"
     data.write_text(gsm_line)

@@ -30,6 +30,7 @@ from rlstruct.testing import (
     smoke_train,
 )
 
+
 def _built_in_tasks() -> list[str]:
     """Tasks registered by rlstruct's own distribution (plugins/), found as any plugin is found."""
     pm = PluginManager()

@@ -5,12 +5,12 @@ import math
 import time
 
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from rlstruct import Parsed, Prompt, Task
 from rlstruct.builtin_rewards import LENGTH, length_score
-from rlstruct.reward import RewardConfigError, RewardSpec, score_inline
-from rlstruct.safety import (
+from rlstruct.json_safety import (
     MAX_COMPLETION_CHARS,
     UnsafeInput,
     nesting_depth,
@@ -18,6 +18,7 @@ from rlstruct.safety import (
     safe_json_loads,
     strip_json_fence,
 )
+from rlstruct.reward import RewardConfigError, RewardSpec, score_inline
 
 HOSTILE = [
     "",
@@ -140,3 +141,14 @@ def test_random_text_never_raises_and_stays_in_bounds(text):
     assert 0.0 <= b.reward <= 1.0 and not math.isnan(b.reward)
     if b.components["structure"] == 0.0:
         assert b.components["format"] == b.components["content"] == b.components["validity"] == 0.0
+
+
+def test_the_old_safety_module_still_offers_every_helper():
+    """``rlstruct.safety`` was split into json_safety and scoring_helpers; third-party plugins
+    importing the old path keep working and get the very same objects as ``rlstruct``."""
+    import rlstruct
+    from rlstruct import safety
+
+    for name in safety.__all__:
+        assert getattr(safety, name) is getattr(rlstruct, name), name
+    assert safety.f1([1, 2], [2]) == pytest.approx(2 / 3)

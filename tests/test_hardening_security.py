@@ -34,7 +34,7 @@ from rlstruct import Parsed, Prompt, RecordError, RewardComponent, Task
 from rlstruct.data import DataError, check_records, load_records
 from rlstruct.reward import RewardSpec, score_inline
 from rlstruct.sandbox import BoundedCallError, RewardPool, SandboxLimits, SandboxSettingError, bounded_map
-from rlstruct_json.json_schema_task import JsonSchemaTask
+from rlstruct_json.schema import JsonSchemaTask
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -116,7 +116,7 @@ def test_a_hand_made_record_opens_nothing_in_a_reward_worker_either(tmp_path):
         import socket, sys
         from rlstruct.reward import RewardSpec
         from rlstruct.sandbox import RewardPool, SandboxLimits
-        from rlstruct_json.json_schema_task import JsonSchemaTask
+        from rlstruct_json.schema import JsonSchemaTask
         def refuse(self, address):
             print("CONNECT", address, flush=True)
             raise PermissionError("no network in this test")

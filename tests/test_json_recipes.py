@@ -13,9 +13,9 @@ from jsonschema import Draft202012Validator
 
 from rlstruct import COMPONENTS, RecordError
 from rlstruct.reward import RewardSpec, score_inline
-from rlstruct_json.recipe_schema import RECIPE_KEYS, RECIPE_SCHEMA, SCHEMA_PATH, UNITS
-from rlstruct_json.recipe_scoring import CONTENT_WEIGHTS, VALIDITY_CHECKS, content_parts, validity_checks
 from rlstruct_json.recipes import JsonRecipesTask
+from rlstruct_json.recipes.schema import RECIPE_KEYS, RECIPE_SCHEMA, SCHEMA_PATH, UNITS
+from rlstruct_json.recipes.scoring import CONTENT_WEIGHTS, VALIDITY_CHECKS, content_parts, validity_checks
 
 TASK = JsonRecipesTask()
 SPEC = RewardSpec.build(TASK, {})

@@ -13,7 +13,9 @@ from jsonschema import Draft202012Validator
 
 from rlstruct import COMPONENTS, RecordError
 from rlstruct.reward import RewardSpec, score_inline
-from rlstruct_json.json_schema_task import JsonSchemaTask
+from rlstruct_json.schema import JsonSchemaTask
+from rlstruct_json.schema.examples import BUILTIN_SCHEMAS, CONTACT_SCHEMA
+from rlstruct_json.schema.structural_match import flatten, structural_f1
 from rlstruct_json.schema_credit import (
     INVALID_CAP,
     MAX_REF_DEPTH,
@@ -22,9 +24,7 @@ from rlstruct_json.schema_credit import (
     semantic_credit,
     tally,
 )
-from rlstruct_json.schema_examples import BUILTIN_SCHEMAS, CONTACT_SCHEMA
 from rlstruct_json.string_formats import FORMAT_CHECKS
-from rlstruct_json.structural_match import flatten, structural_f1
 
 TASK = JsonSchemaTask()
 SPEC = RewardSpec.build(TASK, {})

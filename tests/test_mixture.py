@@ -298,3 +298,29 @@ def test_mixture_eval_summary_reports_each_task_and_the_macro_mean():
     assert out["protocol"]["tasks"] == ["a", "b"] and out["protocol"]["split"] == "test"
     assert "records" not in out["protocol"]
 
+
+
+def test_a_time_out_in_one_task_leaves_the_other_tasks_rows_scored(tmp_path, plugins):
+    import time
+
+    from rlstruct import Parsed, Task
+
+    class Slow(Task):
+        name = "slow"
+
+        def structure(self, record, completion):
+            if completion == "hang":
+                time.sleep(30)  # killed by the pool's time bound
+            return Parsed(1.0, completion)
+
+    slow = Slow()
+    gsm, kv = bind_tasks(load_config(write(tmp_path, TWO)), plugins)
+    k_record = load_records(kv.task, "synthetic", "train", 1, 0)[0]
+    routes = {"slow": (slow, RewardSpec.build(slow, {})), "key-value": (kv.task, kv.spec)}
+    rows = [("slow", {}, "hang"), ("key-value", k_record, kv.task.reference_completion(k_record)), ("slow", {}, "ok")]
+    with RewardPool(routes=routes, limits=SandboxLimits(timeout_s=0.5, workers=1)) as pool:
+        hung, good, fine = pool.score([r for _, r, _ in rows], [c for _, _, c in rows], [k for k, _, _ in rows])
+    assert hung.timeouts == ["structure"] and hung.reward == 0.0 and list(hung.components) == routes["slow"][1].names
+    assert good.errors == {} and good.reward == score_inline(kv.task, kv.spec, k_record, rows[1][2]).reward
+    assert "length" in good.components and "length" not in fine.components  # each row has its own task's components
+    assert fine.errors == {} and fine.reward == 1.0

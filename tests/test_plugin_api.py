@@ -38,10 +38,11 @@ def test_name_is_public_from_rlstruct(name):
 
 
 def test_public_names_are_the_implementations():
-    from rlstruct import safety, splits, task, xml_safety
+    from rlstruct import json_safety, scoring_helpers, splits, task, xml_safety
 
     assert rlstruct.Task is task.Task and rlstruct.generate_split is splits.generate_split
-    assert rlstruct.parse_json_completion is safety.parse_json_completion
+    assert rlstruct.parse_json_completion is json_safety.parse_json_completion
+    assert rlstruct.f1 is scoring_helpers.f1 and rlstruct.normalize_text is scoring_helpers.normalize_text
     assert rlstruct.parse_untrusted_xml is xml_safety.parse_untrusted
     assert sorted(rlstruct.__all__) == sorted(rlstruct.plugin_api.__all__)
 

@@ -3,10 +3,10 @@ everything it would take away (blocking the built-in plugin also removes its oth
 
 from __future__ import annotations
 
+import pytest
+
 from rlstruct import Parsed, Prompt, Task, hookimpl
 from rlstruct.plugins import BLOCK_ENV, PluginConflictError, PluginManager
-
-import pytest
 
 
 class _Named(Task):

@@ -209,7 +209,7 @@ def test_score_config_with_unknown_component_parameter_names_the_key(run_cli, ex
         '[task]\nname = "key-value"\n[model]\nname_or_path = "x"\n[reward.extras.no-shouting]\nmin_leters = 3\n'
     )
     result = run_cli("score", "--task", EXAMPLE_TASK, "--config", str(config), "-", input="", pythonpath=[example_plugin_site])
-    assert result.returncode == 1
+    assert result.returncode == 2  # a config error
     assert "reward.extras.no-shouting.min_leters" in result.stderr
     assert "min_letters" in result.stderr
 
@@ -600,7 +600,7 @@ def test_block_list_skips_the_named_plugin(run_cli, example_plugin_site):
     names = [row["name"] for row in plugins]
     assert EXAMPLE_EP not in names and "core" in names
     result = run_cli("data", "--task", EXAMPLE_TASK, "--limit", "1", pythonpath=[example_plugin_site], env=env)
-    assert result.returncode == 1
+    assert result.returncode == 2  # an unknown task name is a usage error
     assert f"unknown task {EXAMPLE_TASK!r}" in result.stderr
 
 
@@ -618,7 +618,7 @@ def test_block_list_in_process(monkeypatch, example_plugin_site):
 # -- unknown tasks ---------------------------------------------------------------------------------------
 def test_unknown_task_lists_known_tasks(run_cli, example_plugin_site, example_listing):
     result = run_cli("data", "--task", "no-such-task", pythonpath=[example_plugin_site])
-    assert result.returncode == 1
+    assert result.returncode == 2
     assert "unknown task 'no-such-task'" in result.stderr
     for row in example_listing["tasks"]:
         assert row["name"] in result.stderr

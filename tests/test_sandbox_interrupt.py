@@ -5,8 +5,7 @@ import signal
 
 import pytest
 
-from rlstruct import Parsed, Prompt, Task
-from rlstruct import sandbox
+from rlstruct import Prompt, Task, sandbox
 from rlstruct.reward import RewardSpec
 from rlstruct.sandbox import RewardPool, SandboxLimits
 

@@ -4,6 +4,7 @@ Public API for plugin authors (see :mod:`rlstruct.plugin_api` and docs/plugins.m
 
     from rlstruct import hookimpl, Task, Parsed, Prompt, Record, RecordError, RewardComponent
     from rlstruct import generate_split, parse_json_completion, parse_untrusted_xml, f1, normalize_text
+    from rlstruct import RlstructError  # the base of every error rlstruct reports to users
 
 ``import rlstruct`` stays light: it never imports torch or transformers.
 """

@@ -1,6 +1,9 @@
 """The ``rlstruct`` command line. Every sub-command has ``--help``.
 
-Exit status: 0 success, 1 bad input (config, data, unknown task, failed plugin), 2 usage error.
+Exit status: 0 success; 2 usage error (a bad flag, config key or value, unknown task or reward);
+1 a run that could not go on (data, model, run directory, training); 130 interrupted.
+Every :class:`~rlstruct.errors.RlstructError` is caught once, in :func:`main`, and printed as one
+line ``rlstruct: error: ...`` (``--debug`` shows the traceback instead).
 Heavy imports (torch, transformers) happen only inside the commands that train or generate.
 """
 
@@ -14,11 +17,9 @@ from pathlib import Path
 from typing import Any, Callable, Sequence, TextIO
 
 from . import __version__
-from .config import ConfigError
-from .data import DataError
 from .engine.interrupt import TrainingInterrupted  # no torch: signal handling only
-from .plugins import PluginConflictError, PluginManager, UnknownTaskError
-from .reward import RewardConfigError
+from .errors import RlstructError, RunError
+from .plugins import PluginManager
 
 EPILOG_ENV = (
     "Plugins come from the 'rlstruct' entry point group. RLSTRUCT_PLUGINS=a,b loads only those; "
@@ -26,8 +27,8 @@ EPILOG_ENV = (
 )
 
 
-class CLIError(Exception):
-    """A user-facing error: printed as 'rlstruct: error: ...' with exit status 1."""
+class CLIError(RunError):
+    """A command's input cannot be used (an unreadable or malformed file): 'rlstruct: error: ...', exit status 1."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -83,13 +84,6 @@ def _emit_json(obj: Any, out: TextIO) -> None:
 def _warn_plugin_errors(pm: PluginManager) -> None:
     for info in pm.errors():
         print(f"rlstruct: warning: plugin {info.name!r}: {info.error}", file=sys.stderr)
-
-
-def _task(pm: PluginManager, name: str):
-    try:
-        return pm.task(name)
-    except (UnknownTaskError, PluginConflictError) as exc:
-        raise CLIError(str(exc)) from None
 
 
 # -- plugins / tasks / rewards -------------------------------------------------------------------
@@ -152,18 +146,14 @@ def cmd_rewards(args: argparse.Namespace) -> int:
 
 # -- data / score ----------------------------------------------------------------------------------
 def cmd_data(args: argparse.Namespace) -> int:
-    from .data import DataError, load_records
-
+    from .data import load_records
     from .data_skip import SkippedRecords
 
     pm = PluginManager()
-    task = _task(pm, args.task)
+    task = pm.task(args.task)
     skipped = SkippedRecords() if getattr(args, "skip_bad_records", False) else None
-    try:
-        records = load_records(task, args.source, args.split, args.limit, args.seed, difficulty=args.difficulty,
-                               skipped=skipped)
-    except DataError as exc:
-        raise CLIError(str(exc)) from None
+    records = load_records(task, args.source, args.split, args.limit, args.seed, difficulty=args.difficulty,
+                           skipped=skipped)
     for line in skipped.report() if skipped is not None else []:
         print(line if line.startswith(" ") else f"rlstruct: warning: {line}", file=sys.stderr)
     out = sys.stdout
@@ -209,22 +199,19 @@ def _read_score_input(path: str, task) -> tuple[list[dict], list[str]]:
 
 
 def cmd_score(args: argparse.Namespace) -> int:
-    from .reward import RewardConfigError, RewardSpec
+    from .reward import RewardSpec
     from .sandbox import RewardPool, SandboxLimits
 
     pm = PluginManager()
-    task = _task(pm, args.task)
+    task = pm.task(args.task)
     weights, extras = {}, {}
     timeout, workers, memory = args.timeout, args.workers, 1024
     if workers is None:
         workers = 2
     if args.config:
-        from .config import ConfigError, load_config
+        from .config import load_config
 
-        try:
-            cfg = load_config(args.config, require=())  # scoring needs no model and takes the task from --task
-        except ConfigError as exc:
-            raise CLIError(str(exc)) from None
+        cfg = load_config(args.config, require=())  # scoring needs no model and takes the task from --task
         if cfg.task.name and cfg.task.name != args.task:
             print(
                 f"rlstruct: warning: --task {args.task} but {args.config} has task.name = {cfg.task.name!r}; "
@@ -235,10 +222,7 @@ def cmd_score(args: argparse.Namespace) -> int:
         memory = cfg.reward.memory_mb
         workers = args.workers if args.workers is not None else cfg.reward.workers
         timeout = timeout if timeout is not None else cfg.reward.timeout_s
-    try:
-        spec = RewardSpec.build(task, pm.rewards, weights, extras, where=f"{args.config}: reward" if args.config else "reward")
-    except RewardConfigError as exc:
-        raise CLIError(str(exc)) from None
+    spec = RewardSpec.build(task, pm.rewards, weights, extras, where=f"{args.config}: reward" if args.config else "reward")
     records, completions = _read_score_input(args.file, task)
     limits = SandboxLimits(timeout_s=timeout if timeout is not None else 2.0, memory_mb=memory, workers=workers)
     out = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout
@@ -308,6 +292,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EPILOG_ENV,
     )
     parser.add_argument("--version", action="version", version=f"rlstruct {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show the full traceback of an error instead of one line")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     def add(name: str, fn: Callable[[argparse.Namespace], int], help: str, **kw: Any) -> argparse.ArgumentParser:
@@ -344,13 +329,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("file", metavar="FILE.jsonl", help="input JSONL, or - for stdin")
     p.add_argument("-o", "--output", metavar="OUT.jsonl", help="write here instead of stdout")
     p.add_argument("--config", help="take reward weights, extra components and bounds from this task config")
-    p.add_argument("--timeout", type=positive_seconds, default=None, help="seconds one component may take, > 0 (default: the config's reward.timeout_s, else 2)")
-    p.add_argument("--workers", type=int_at_least(0), default=None, help="scoring processes, >= 0 (default: the config's reward.workers, else 2; 0: inline, unbounded, for debugging)")
+    p.add_argument("--timeout", type=positive_seconds, default=None,
+                   help="seconds one component may take, > 0 (default: the config's reward.timeout_s, else 2)")
+    p.add_argument("--workers", type=int_at_least(0), default=None, help="scoring processes, >= 0 (default: the "
+                   "config's reward.workers, else 2; 0: inline, unbounded, for debugging)")
 
     train_help = "Train a policy with GRPO from a task config."
     p = add("train", cmd_train, train_help, epilog="Config keys:\n" + describe(), formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("config", metavar="CONFIG.toml", help="task config (see tasks/)")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help="override a config key, e.g. --set grpo.steps=10 (repeatable)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config key, e.g. --set grpo.steps=10 (repeatable)")
     p.add_argument("--output-dir", help="run directory (overrides run.output_dir)")
     p.add_argument("--resume", metavar="DIR", help="resume from a run directory or one of its checkpoints; the run continues in that "
                    "run directory unless --output-dir names another (new) one")
@@ -358,7 +346,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "resumed run differ from an uninterrupted one (group size, model, task, learning rate, ...); "
                    "raising grpo.steps and changing logging, checkpointing or evaluation settings need no flag")
 
-    p = add("sft", cmd_sft, "Supervised fine-tuning on the task's reference completions.", epilog="Config keys:\n" + describe(), formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = add("sft", cmd_sft, "Supervised fine-tuning on the task's reference completions.",
+            epilog="Config keys:\n" + describe(), formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("config", metavar="CONFIG.toml", help="task config")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help="override a config key")
     p.add_argument("--output-dir", help="where the fine-tuned model is saved (default: run.output_dir + '-sft')")
@@ -417,7 +406,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int_at_least(0), default=0, metavar="N",
                    help="seed of the weight initialisation; the tokenizer depends only on its text (default: %(default)s)")
 
-    from .demo.command import DESCRIPTION as DEMO_DESCRIPTION, add_demo_arguments  # no torch imported
+    from .demo.command import DESCRIPTION as DEMO_DESCRIPTION  # no torch imported
+    from .demo.command import add_demo_arguments
     from .plot import add_plot_arguments
 
     add_demo_arguments(add("demo", cmd_demo, DEMO_DESCRIPTION))
@@ -429,22 +419,36 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; return its exit status (0 success, 1 run failure, 2 usage error, 130 interrupted).
+
+    Every :class:`RlstructError` a command raises ends here as one line on stderr; ``--debug`` re-raises
+    it so the traceback shows where it came from.
+    """
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except (CLIError, ConfigError, DataError, RewardConfigError, UnknownTaskError, PluginConflictError) as exc:
-        print(f"rlstruct: error: {exc}", file=sys.stderr)
-        return 1
     except BrokenPipeError:  # `rlstruct data ... | head`
         sys.stderr.close()
         return 0
     except TrainingInterrupted as exc:  # a Ctrl-C that saved a checkpoint (train reports it itself)
+        if args.debug:
+            raise
         print(f"rlstruct: {exc}", file=sys.stderr)
         return 130
+    except RlstructError as exc:
+        if args.debug:
+            raise
+        print(f"rlstruct: error: {one_line(str(exc))}", file=sys.stderr)
+        return exc.exit_status
     except KeyboardInterrupt:
         print("rlstruct: interrupted", file=sys.stderr)
         return 130
+
+
+def one_line(message: str) -> str:
+    """``message`` on one line: line breaks (from a message quoting a file or a library) become ``; ``."""
+    return "; ".join(part.strip() for part in message.splitlines() if part.strip()) or "(no message)"
 
 
 if __name__ == "__main__":

@@ -21,8 +21,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Mapping
 
+from .errors import UsageError
 
-class ConfigError(ValueError):
+
+class ConfigError(UsageError, ValueError):
     """A config file is wrong; the message names the file and the key."""
 
 
@@ -210,6 +212,10 @@ class RunConfig:
     """Evaluate on the held-out split after training (written to eval.json)."""
     report_to: list[str] = field(default_factory=list)
     """Experiment trackers sent every metrics line, the resolved config and sample tables: any of tensorboard, wandb, trackio, mlflow (each needs the extra of its name, docs/tracking.md)."""
+    fsdp: bool = False
+    """Under torchrun: shard weights, gradients and optimiser state over the processes with PyTorch's fully_shard, for a model whose training state does not fit one device; false: every process holds the whole model (docs/distributed.md)."""
+    dist_timeout_s: float = 600.0
+    """Under torchrun: seconds a process waits for the others in a collective before the run fails (a rank that hangs or died). Range: > 0."""
 
 
 @dataclass
@@ -307,6 +313,7 @@ RANGES: dict[str, Range] = {
     "run.keep_last": _AT_LEAST_1,
     "run.samples_per_step": _AT_LEAST_0,
     "run.log_every": _AT_LEAST_1,
+    "run.dist_timeout_s": _POSITIVE,
 }
 """Valid values of every numeric key (lists and tables: of each item). Each field's docstring ends with
 ``Range: <text>.`` (``Range: each <text>.`` for lists and tables), so --help and docs/config.md show it;
@@ -535,6 +542,7 @@ def describe_markdown(cfg_cls: type = Config) -> str:
         hints = typing.get_type_hints(sub)
         for f in dataclasses.fields(sub):
             kind = str(hints[f.name]).replace("typing.", "").replace("<class '", "").replace("'>", "")
+            kind = kind.replace("|", "\\|")  # `float | None`: an unescaped pipe would split the table cell
             value = json.dumps(getattr(default, f.name))
             out.append(f"| `{f.name}` | `{kind}` | `{value}` | {docs.get(f.name, '').replace('|', '/')} |")
         out.append("")

@@ -33,6 +33,8 @@ import math
 from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any, ClassVar, Mapping
 
+from .errors import UsageError
+
 if TYPE_CHECKING:  # the task module is only needed for types here
     from .task import Record, Task
 
@@ -60,7 +62,7 @@ CURRICULUM_KINDS: tuple[str, ...] = ("constant", "linear", "adaptive")
 """The values ``[task.curriculum] kind`` accepts."""
 
 
-class CurriculumError(ValueError):
+class CurriculumError(UsageError, ValueError):
     """A difficulty or curriculum setting is invalid; the message starts with the key at fault."""
 
 

@@ -27,6 +27,7 @@ from itertools import islice
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Iterator, Mapping, NamedTuple
 
+from .errors import RunError
 from .sandbox import BoundedCallError, SandboxLimits, bounded_map
 from .task import Record, RecordError, Task
 
@@ -38,7 +39,7 @@ RECORD_CHECK_LIMITS = SandboxLimits(timeout_s=10.0, memory_mb=1024, workers=1)
 """Bounds on checking one untrusted record (``normalize_record``): seconds, extra MiB, one worker."""
 
 
-class DataError(ValueError):
+class DataError(RunError, ValueError):
     """Records could not be loaded; the message names the file and line or the data set."""
 
 

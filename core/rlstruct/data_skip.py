@@ -79,7 +79,7 @@ def check_records_skipping(
     while True:
         taken: list[tuple[str, Any]] = []
 
-        def feed(pending: list[tuple[str, Any]] = backlog) -> Iterator[tuple[str, Any]]:
+        def feed(pending: list[tuple[str, Any]] = backlog, taken: list[tuple[str, Any]] = taken) -> Iterator[tuple[str, Any]]:
             for row in pending:  # rows sent to a worker that died before it reached them
                 taken.append(row)
                 yield row

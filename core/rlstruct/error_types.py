@@ -25,7 +25,7 @@ import json
 from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
-from .safety import MAX_COMPLETION_CHARS, MAX_JSON_DEPTH, nesting_depth
+from .json_safety import MAX_COMPLETION_CHARS, MAX_JSON_DEPTH, nesting_depth
 from .task import COMPONENTS, Record, Task, overrides
 
 __all__ = [
@@ -185,7 +185,7 @@ def json_with_extra_text(text: str) -> bool:
     """Whether ``text`` holds a complete JSON object or array with other text before or after it.
 
     The usual way a structured-output model fails while "knowing" the format: ``Sure! {"a": 1}`` or
-    a fenced block followed by an explanation. Bounded like :mod:`rlstruct.safety` (length and
+    a fenced block followed by an explanation. Bounded like :mod:`rlstruct.json_safety` (length and
     nesting checked before decoding; at most :data:`MAX_EMBEDDED_STARTS` start positions tried).
     """
     if not isinstance(text, str) or len(text) > MAX_COMPLETION_CHARS:

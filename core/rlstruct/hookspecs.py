@@ -1,4 +1,5 @@
-"""The plugin hooks. Every hook is documented in docs/plugins.md and tested (tests/test_hooks_documented.py).
+"""The plugin hooks. Every hook is documented in docs/plugins.md and tested (tests/test_hooks_documented.py);
+docs/hooks.md, the reference, is generated from this module (``python -m rlstruct.hook_docs``).
 
 A plugin is a module (found through the ``rlstruct`` entry point group) that implements one or
 more of these with ``@rlstruct.hookimpl``. Each hook receives a ``register`` callable; calling it

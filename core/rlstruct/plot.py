@@ -11,19 +11,20 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 from typing import Any, Sequence
+
+from .errors import RunError, UsageError
 
 COMPONENTS = ("structure", "format", "content", "validity")
 INSTALL_HINT = "pip install 'rlstruct[plot]'"  # the extra that brings matplotlib
 
 
-class PlotError(ValueError):
+class PlotError(RunError, ValueError):
     """The run directory cannot be plotted; the message names the file and line at fault."""
 
 
-class PlotExtraMissing(ImportError):
+class PlotExtraMissing(RunError, ImportError):
     """matplotlib is not installed."""
 
 
@@ -112,7 +113,10 @@ def plot_run(run_dir: str | Path, output: str | Path, title: str | None = None, 
     )
     colours = dict(zip(COMPONENTS, ("tab:blue", "tab:orange", "tab:green", "tab:red")))
     extra_colours = ("tab:purple", "tab:brown", "tab:pink", "tab:olive", "tab:cyan")
-    extras = sorted({k[len("reward/"):] for line in lines for k in line if k.startswith("reward/")} - set(COMPONENTS))
+    # a mixture's per-task keys (rows/<task>, reward/<task>, reward/<task>/<component>) are not components
+    tasks = sorted({k[len("rows/"):] for line in lines for k in line if k.startswith("rows/")})
+    extras = sorted({k[len("reward/"):] for line in lines for k in line if k.startswith("reward/") and k.count("/") == 1}
+                    - set(COMPONENTS) - set(tasks))
     for name in (*COMPONENTS, *extras):
         raw = _series(lines, f"reward/{name}")
         if all(v is None for v in raw):  # the task does not implement it, or the run predates it
@@ -121,6 +125,10 @@ def plot_run(run_dir: str | Path, output: str | Path, title: str | None = None, 
         ax_reward.plot(steps, raw, color=colour, alpha=0.2, linewidth=1)
         ax_reward.plot(steps, smooth(raw, window), color=colour, linewidth=2, label=name,
                        linestyle="-" if name in COMPONENTS else "--")
+    for index, name in enumerate(tasks):  # each task's total reward, dotted
+        raw = _series(lines, f"reward/{name}")
+        ax_reward.plot(steps, smooth(raw, window), color=extra_colours[(len(extras) + index) % len(extra_colours)],
+                       linewidth=2, linestyle=":", label=f"{name} (reward)")
     ax_reward.set_ylabel("mean reward component")
     ax_reward.set_ylim(-0.02, 1.02)
     ax_reward.legend(loc="lower right", ncol=3, fontsize="small")
@@ -155,13 +163,8 @@ def plot_command(args: argparse.Namespace) -> int:
     run_dir = source if source.is_dir() or not source.suffix else source.parent
     output = Path(args.output) if args.output else run_dir / "training_dynamics.png"
     if args.window is not None and args.window < 1:
-        print(f"rlstruct: error: --window must be >= 1, got {args.window}", file=sys.stderr)
-        return 1
-    try:
-        path = plot_run(args.run_dir, output, window=args.window)
-    except (PlotError, PlotExtraMissing) as exc:
-        print(f"rlstruct: error: {exc}", file=sys.stderr)
-        return 1
+        raise UsageError(f"--window must be >= 1, got {args.window}")
+    path = plot_run(args.run_dir, output, window=args.window)  # PlotError, PlotExtraMissing: one line from cli.main
     print(f"plot written to {path}")
     return 0
 

@@ -12,27 +12,28 @@ way to use it. The names below are a contract; the internal modules they come fr
   plus :func:`safe_json_loads`), XML with :func:`parse_untrusted_xml` (no DTD, no entities, no
   network) and :func:`strip_xml_fence`; both raise a ``ValueError`` subclass
   (:class:`UnsafeInput`, :class:`UnsafeXml`) on anything refused;
-- **scoring helpers**: :func:`f1`, :func:`normalize_text`, :func:`clamp01`.
+- **scoring helpers**: :func:`f1`, :func:`normalize_text`, :func:`clamp01`;
+- **errors**: :class:`RlstructError`, the base of every error rlstruct reports to users
+  (``rlstruct.errors`` has its two branches, usage and run errors).
 
 Importing this module never imports torch.
 """
 
 from __future__ import annotations
 
+from .errors import RlstructError
 from .hookspecs import hookimpl
-from .safety import (
+from .json_safety import (
     MAX_COMPLETION_CHARS,
     MAX_INT_DIGITS,
     MAX_JSON_DEPTH,
     UnsafeInput,
-    clamp01,
-    f1,
     nesting_depth,
-    normalize_text,
     parse_json_completion,
     safe_json_loads,
     strip_json_fence,
 )
+from .scoring_helpers import clamp01, f1, normalize_text
 from .splits import canonical_split, generate_split, split_of
 from .task import (
     COMPONENTS,
@@ -81,4 +82,6 @@ __all__ = [
     "clamp01",
     "f1",
     "normalize_text",
+    # errors
+    "RlstructError",
 ]

@@ -25,6 +25,7 @@ from typing import Any
 import pluggy
 
 from . import hookspecs
+from .errors import RunError, UsageError
 from .task import RewardComponent, Task
 
 ENTRY_POINT_GROUP = "rlstruct"
@@ -32,11 +33,11 @@ ALLOW_ENV = "RLSTRUCT_PLUGINS"
 BLOCK_ENV = "RLSTRUCT_BLOCK_PLUGINS"
 
 
-class UnknownTaskError(LookupError):
+class UnknownTaskError(UsageError, LookupError):
     """No task of that name; the message lists the known ones."""
 
 
-class PluginConflictError(LookupError):
+class PluginConflictError(RunError, LookupError):
     """Two plugins registered the same task or reward name; the message names both packages."""
 
 

@@ -19,11 +19,12 @@ import traceback
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Iterator, Mapping
 
+from .errors import UsageError
 from .score_check import checked_score
 from .task import COMPONENTS, Record, RewardComponent, Task, applicable_components
 
 
-class RewardConfigError(ValueError):
+class RewardConfigError(UsageError, ValueError):
     """A reward weight or extra component in a config is wrong; the message names the key."""
 
 

@@ -45,11 +45,12 @@ from multiprocessing.connection import Connection, Pipe, wait
 from multiprocessing.sharedctypes import RawArray
 from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence, TypeVar
 
+from .errors import UsageError
 from .reward import Breakdown, RewardSpec, combine, iter_components, score_inline
 from .task import COMPONENTS, Record, Task, applicable_components
 
 
-class SandboxSettingError(ValueError):
+class SandboxSettingError(UsageError, ValueError):
     """A :class:`SandboxLimits` setting is out of range; the message names the setting."""
 
 

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import argparse
 import re
-import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
+
+from .errors import RunError
 
 TEMPLATE_DIR = Path(__file__).with_name("scaffold_templates")
 TEMPLATES: dict[str, str] = {
@@ -30,7 +31,7 @@ NAME_RE = re.compile(r"[a-z][a-z0-9]*(?:-[a-z0-9]+)*\Z")
 MAX_NAME_CHARS = 40
 
 
-class ScaffoldError(ValueError):
+class ScaffoldError(RunError, ValueError):
     """The plugin cannot be created (the directory is in use, the name is taken)."""
 
 
@@ -132,12 +133,9 @@ def add_plugin_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def plugin_command(args: argparse.Namespace) -> int:
-    """Run ``rlstruct plugin new``; an unusable directory or a taken name is one line and exit 1."""
-    try:
-        target = new_plugin(args.name, args.dir)
-    except ScaffoldError as exc:
-        print(f"rlstruct: error: {exc}", file=sys.stderr)
-        return 1
+    """Run ``rlstruct plugin new``; an unusable directory or a taken name is a :class:`ScaffoldError`
+    (one line and exit status 1 from ``rlstruct.cli.main``)."""
+    target = new_plugin(args.name, args.dir)
     names = PluginNames.from_name(args.name)
     print(f"created {target} (plugin {names.name!r}, task class {names.class_name} in {names.module}/task.py)")
     print("next:")

@@ -35,8 +35,9 @@ from __future__ import annotations
 import json
 import random
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Mapping, NamedTuple
+from typing import Any, Callable, ClassVar, Mapping, NamedTuple
 
+from .errors import RunError
 from .splits import generate_split
 
 Record = dict[str, Any]
@@ -46,7 +47,7 @@ COMPONENTS: tuple[str, ...] = ("structure", "format", "content", "validity")
 """The four hierarchical reward components, in gating order."""
 
 
-class RecordError(ValueError):
+class RecordError(RunError, ValueError):
     """A data record is malformed. The message names the key at fault.
 
     Raised by :meth:`Task.normalize_record`; the loader adds the file and line.
@@ -237,5 +238,5 @@ class RewardComponent:
 
     name: str
     description: str
-    score: Any  # Callable[[Record, str, Mapping[str, Any]], float]
+    score: Callable[[Record, str, Mapping[str, Any]], float]
     defaults: Mapping[str, Any] = field(default_factory=dict)

@@ -94,8 +94,10 @@ class TinyModelConfig:
     """Query heads per layer (``hidden_size`` must be divisible by it)."""
     num_key_value_heads: int = 2
     """Key/value heads per layer (grouped-query attention; must divide ``num_attention_heads``)."""
-    max_position_embeddings: int = 1024
-    """Longest sequence the model (and the tokenizer's ``model_max_length``) accepts."""
+    max_position_embeddings: int = 2048
+    """Longest sequence the model (and the tokenizer's ``model_max_length``) accepts. Rotary positions
+    have no weights, so this costs nothing; 2048 holds the longest built-in prompt (function-calls and
+    xml-records, about 1,200 tokens) plus a 560-token completion."""
     seed: int = 0
     """Seed for the weight initialisation (the tokenizer depends only on the corpus)."""
     tie_word_embeddings: bool = True

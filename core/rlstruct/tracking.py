@@ -35,6 +35,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from .errors import RunError
+
 __all__ = [
     "KNOWN_TRACKERS",
     "CompositeTracker",
@@ -57,7 +59,7 @@ KNOWN_TRACKERS: dict[str, str] = {
 DEFAULT_PROJECT = "rlstruct"
 
 
-class TrackingError(ValueError):
+class TrackingError(RunError, ValueError):
     """A tracker name is unknown, its library is missing, or the tracker could not start. One line."""
 
 

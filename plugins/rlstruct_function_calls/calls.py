@@ -13,7 +13,7 @@ Accepted completion forms, and nothing more (surrounding white space is always a
 A *call object* is a JSON object with exactly two keys: ``"name"`` (a non-empty string) and
 ``"arguments"`` (or its synonym ``"parameters"``), whose value is a JSON object or a string
 holding a JSON-encoded object. Any other entry is kept as "not call-shaped" (``None``) so the
-reward can charge for it. All JSON goes through :func:`rlstruct.safety.safe_json_loads`.
+reward can charge for it. All JSON goes through :func:`rlstruct.safe_json_loads`.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import json
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-from rlstruct.safety import MAX_COMPLETION_CHARS, UnsafeInput, safe_json_loads, strip_json_fence
+from rlstruct import MAX_COMPLETION_CHARS, UnsafeInput, safe_json_loads, strip_json_fence
 
 __all__ = ["Call", "ParsedCalls", "MAX_CALLS", "as_call", "call_key", "parse_calls", "parse_completion"]
 

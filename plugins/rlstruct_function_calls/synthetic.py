@@ -1,7 +1,7 @@
 """Seeded synthetic function-calling records over a small built-in tool library.
 
-The library (weather, currency conversion, calendar events, web search, math) is defined once
-and rendered per record in one of the three accepted tool shapes (OpenAI, plain JSON Schema,
+The library (weather, currency conversion, calendar events, web search, math) is defined once,
+in ``library.json`` next to this module, and rendered per record in one of the three accepted tool shapes (OpenAI, plain JSON Schema,
 xLAM), mixed within a record. Requests hold one to three calls (parallel calls may use the
 same tool twice); optional parameters are sometimes given and sometimes left out (then the
 expected call leaves them out too). A record belongs to a split by a hash of its query (the
@@ -25,6 +25,7 @@ import json
 import random
 from dataclasses import dataclass, field
 from functools import partial
+from pathlib import Path
 from typing import Any, Callable
 
 from rlstruct.curriculum import DEFAULT_DIFFICULTY, check_difficulty, int_range, level
@@ -56,50 +57,21 @@ class ToolSpec:
     params: tuple[ParamSpec, ...] = field(default_factory=tuple)
 
 
-def _p(name: str, py_type: str, schema: dict[str, Any], description: str, default: Any = _MISSING) -> ParamSpec:
-    return ParamSpec(name, py_type, schema, description, default is _MISSING, default)
+def _param(raw: dict[str, Any]) -> ParamSpec:
+    """A parameter from library.json: required exactly when it has no ``default``."""
+    default = raw.get("default", _MISSING)
+    return ParamSpec(raw["name"], raw["py_type"], raw["schema"], raw["description"], default is _MISSING, default)
 
 
-STR, INT, NUM = {"type": "string"}, {"type": "integer"}, {"type": "number"}
+# The tool library and the words requests are made of: data, in library.json next to this module
+# (read once, at import). Their order is part of the generator: reordering an entry changes every record.
+_DATA = json.loads(Path(__file__).with_name("library.json").read_text(encoding="utf-8"))
 
 LIBRARY: dict[str, ToolSpec] = {
-    tool.name: tool
-    for tool in (
-        ToolSpec("get_weather", "Get the weather forecast for a city.", (
-            _p("city", "str", STR, "City name, e.g. Paris."),
-            _p("unit", "str", STR, "Temperature unit: celsius or fahrenheit.", "celsius"),
-            _p("days", "int", INT, "Number of forecast days.", 1),
-        )),
-        ToolSpec("convert_currency", "Convert an amount of money from one currency to another.", (
-            _p("amount", "float", NUM, "Amount to convert."),
-            _p("from_currency", "str", STR, "ISO 4217 code of the source currency, e.g. USD."),
-            _p("to_currency", "str", STR, "ISO 4217 code of the target currency, e.g. EUR."),
-        )),
-        ToolSpec("create_calendar_event", "Create an event in the user's calendar.", (
-            _p("title", "str", STR, "Event title."),
-            _p("date", "str", STR, "Date as YYYY-MM-DD."),
-            _p("start_time", "str", STR, "Start time as HH:MM (24-hour clock)."),
-            _p("duration_minutes", "int", INT, "Duration in minutes.", 60),
-            _p("attendees", "List[str]", {"type": "array", "items": STR}, "Names of the attendees.", []),
-        )),
-        ToolSpec("web_search", "Search the web and return the top results.", (
-            _p("query", "str", STR, "Search query."),
-            _p("max_results", "int", INT, "Maximum number of results.", 10),
-            _p("language", "str", STR, "ISO 639-1 language code of the results.", "en"),
-        )),
-        ToolSpec("math_power", "Raise a number to an integer power.", (
-            _p("base", "float", NUM, "The base."),
-            _p("exponent", "int", INT, "The integer exponent."),
-        )),
-        ToolSpec("math_mean", "Arithmetic mean of a list of numbers.", (
-            _p("numbers", "List[float]", {"type": "array", "items": NUM}, "The numbers."),
-        )),
-        ToolSpec("math_gcd", "Greatest common divisor of two integers.", (
-            _p("a", "int", INT, "First integer."),
-            _p("b", "int", INT, "Second integer."),
-        )),
-    )
+    tool["name"]: ToolSpec(tool["name"], tool["description"], tuple(map(_param, tool["params"])))
+    for tool in _DATA["tools"]
 }
+"""Every library tool by name, in library.json's order."""
 
 SHAPES = ("openai", "plain", "xlam")
 
@@ -137,19 +109,12 @@ def render_tool(spec: ToolSpec, shape: str) -> dict[str, Any]:
 
 
 # -- request fragments: each returns (text, call) ---------------------------------------------
-_CITIES = ["Paris", "Tokyo", "Lagos", "Lima", "Oslo", "Cairo", "Toronto", "Mumbai", "Sydney",
-           "Berlin", "Nairobi", "Seoul", "Madrid", "Denver", "Hanoi", "Quito", "Dublin", "Perth",
-           "Vienna", "Santiago", "Istanbul", "Manila", "Boston", "Lisbon", "Accra", "Kyoto"]
-_CURRENCIES = ["USD", "EUR", "GBP", "JPY", "CHF", "CAD", "AUD", "INR", "BRL", "ZAR", "SEK", "MXN"]
-_TITLES = ["Team sync", "Dentist appointment", "Budget review", "Lunch with Sam", "Yoga class",
-           "Project kickoff", "Quarterly planning", "Code review", "Parent-teacher meeting",
-           "Book club", "Flight to Denver", "Interview with Priya"]
-_PEOPLE = ["Alice", "Bob", "Chen", "Dana", "Emeka", "Farah", "Goran", "Hiro", "Ines", "Jonas"]
-_TOPICS = ["best hiking trails in Patagonia", "how to repot a fiddle leaf fig", "latest Rust release notes",
-           "history of the printing press", "vegan lasagna recipe", "solar panel efficiency 2024",
-           "cheap flights to Reykjavik", "symptoms of vitamin D deficiency", "Python asyncio tutorial",
-           "electric bike reviews", "origin of the Olympic games", "how to learn touch typing"]
-_LANGUAGES = {"German": "de", "French": "fr", "Spanish": "es", "Japanese": "ja", "Italian": "it"}
+_CITIES: list[str] = _DATA["cities"]
+_CURRENCIES: list[str] = _DATA["currencies"]
+_TITLES: list[str] = _DATA["event_titles"]
+_PEOPLE: list[str] = _DATA["people"]
+_TOPICS: list[str] = _DATA["search_topics"]
+_LANGUAGES: dict[str, str] = _DATA["languages"]
 
 Fragment = tuple[str, dict[str, Any]]
 

@@ -28,7 +28,7 @@ from collections import Counter
 from typing import Any, Mapping
 
 from rlstruct import Parsed, Prompt, RecordError, Task
-from rlstruct.safety import safe_json_loads
+from rlstruct import safe_json_loads
 
 from .arg_validation import call_format_score
 from .bfcl import from_bfcl, is_bfcl_row

@@ -152,8 +152,8 @@ def last_number(text: str, window: int = SCAN_WINDOW) -> Fraction | None:
     if not isinstance(text, str):
         return None
     last = None
-    for last in _NUMBER_IN_TEXT.finditer(text[-window:]):
-        pass
+    for match in _NUMBER_IN_TEXT.finditer(text[-window:]):
+        last = match
     if last is None:
         return None
     return _from_parts(last.group("int"), last.group("frac") or "", "", bool(last.group("minus")))

@@ -21,11 +21,13 @@ generator: the same random draws in the same order.
 
 from __future__ import annotations
 
+import json
 import math
 import random
 from dataclasses import dataclass
 from fractions import Fraction
 from functools import partial
+from pathlib import Path
 from typing import Callable
 
 from rlstruct.curriculum import DEFAULT_DIFFICULTY, check_difficulty, int_level, level
@@ -33,20 +35,15 @@ from rlstruct.splits import generate_split
 
 from .numbers import canonical_number
 
-NAMES = [
-    ("Ava", "she"), ("Ben", "he"), ("Carla", "she"), ("Dmitri", "he"), ("Elena", "she"),
-    ("Farid", "he"), ("Grace", "she"), ("Hiro", "he"), ("Ines", "she"), ("Jamal", "he"),
-    ("Kofi", "he"), ("Lena", "she"), ("Mateo", "he"), ("Nadia", "she"), ("Omar", "he"),
-    ("Priya", "she"), ("Quinn", "he"), ("Rosa", "she"), ("Sven", "he"), ("Tara", "she"),
-]
-ITEMS = [
-    "notebook", "pencil", "apple", "sandwich", "ticket", "candle", "mug", "plant", "toy car",
-    "book", "scarf", "muffin", "poster", "marker", "battery",
-]
-THINGS = ["stickers", "marbles", "cookies", "cards", "stamps", "shells", "beads", "coins"]
-RELATIVES = ["mother", "father", "aunt", "uncle", "grandmother", "grandfather"]
-SALE_ITEMS = ["jacket", "bicycle", "lamp", "pair of boots", "backpack", "chair", "tent", "guitar"]
-PERCENTS = [5, 10, 15, 20, 25, 30, 40, 50, 60, 75]
+# The words problems are made of: data, in vocabulary.json next to this module (read once, at import).
+# Their order is part of the generator: reordering an entry changes every seeded record.
+_WORDS = json.loads(Path(__file__).with_name("vocabulary.json").read_text(encoding="utf-8"))
+NAMES: list[tuple[str, str]] = [(name, pronoun) for name, pronoun in _WORDS["names"]]
+ITEMS: list[str] = _WORDS["items"]
+THINGS: list[str] = _WORDS["things"]
+RELATIVES: list[str] = _WORDS["relatives"]
+SALE_ITEMS: list[str] = _WORDS["sale_items"]
+PERCENTS: list[int] = _WORDS["percents"]
 
 Problem = tuple[str, list[str], Fraction]
 """A generated problem: question, rationale lines, answer."""

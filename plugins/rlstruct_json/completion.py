@@ -1,6 +1,6 @@
 """Parsing a completion into a JSON value, and the record checks both tasks share.
 
-Accepted wrapping, and nothing more (see :func:`rlstruct.safety.strip_json_fence`): surrounding
+Accepted wrapping, and nothing more (see :func:`rlstruct.strip_json_fence`): surrounding
 white space and one markdown fence (```` ```json ```` or bare ```` ``` ````) around the *whole*
 completion. Prose before or after the JSON fails to parse.
 """
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from rlstruct.safety import UnsafeInput, parse_json_completion
+from rlstruct import UnsafeInput, parse_json_completion
 from rlstruct.task import RecordError
 
 

@@ -14,7 +14,8 @@ from decimal import Decimal, InvalidOperation
 from typing import Iterator
 
 from lxml import etree
-from rlstruct.safety import normalize_text
+
+from rlstruct import normalize_text
 
 from .schemas import XSI, CompiledSchema
 
@@ -68,7 +69,7 @@ def shape(root: etree._Element) -> set[str]:
 
 def normalize_value(text: str) -> str:
     """Text for comparison: decimals in canonical form (``12.50`` -> ``12.5``), else
-    :func:`rlstruct.safety.normalize_text` (lower case, collapsed white space)."""
+    :func:`rlstruct.normalize_text` (lower case, collapsed white space)."""
     compact = "".join(text.split())
     if len(compact) <= _MAX_NUMBER_CHARS and _DECIMAL.fullmatch(compact):
         try:

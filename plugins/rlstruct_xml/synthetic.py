@@ -23,61 +23,38 @@ generator: the same random draws in the same order.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import random
 import unicodedata
 from dataclasses import dataclass
 from decimal import Decimal
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 from lxml import etree
+
 from rlstruct.curriculum import DEFAULT_DIFFICULTY, check_difficulty, int_level, int_range, level
 from rlstruct.splits import generate_split
 
-_FIRST = ["Ada", "Alan", "Grace", "Edsger", "Barbara", "Donald", "Frances", "John", "Leslie",
-          "Margaret", "Niklaus", "Radia", "Tim", "Shafi", "Judea", "Yoshua", "Andrew", "Hedy",
-          "Katherine", "Claude", "Sophie", "Mateo", "Amara", "Kenji", "Priya", "Lars", "Inès",
-          "Omar", "Zofia", "Chloé"]
-_LAST = ["Lovelace", "Turing", "Hopper", "Dijkstra", "Liskov", "Knuth", "Allen", "McCarthy",
-         "Lamport", "Hamilton", "Wirth", "Perlman", "Berners-Lee", "Goldwasser", "Pearl",
-         "Bengio", "Ng", "Lamarr", "Johnson", "Shannon", "Wilson", "García", "Okafor", "Tanaka",
-         "Raman", "Nielsen", "Duarte", "Haddad", "Kowalska", "O'Neil"]
-_ADJECTIVES = ["Scalable", "Robust", "Efficient", "Probabilistic", "Incremental", "Verified",
-               "Adaptive", "Distributed", "Sparse", "Interpretable", "Lazy", "Parallel"]
-_NOUNS = ["Algorithms", "Methods", "Models", "Protocols", "Abstractions", "Representations",
-          "Heuristics", "Architectures", "Proofs", "Benchmarks"]
-_TOPICS = ["Graph Search", "Type Inference", "Language Modelling", "Consensus", "Image Retrieval",
-           "Program Synthesis", "Query Optimisation", "Protein Folding", "Speech Recognition",
-           "Garbage Collection", "Theorem Proving", "Network Routing", "Compilers & Runtimes"]
-_TITLE_FORMS = ["{adj} {noun} for {topic}", "On {adj} {noun} in {topic}",
-                "{topic}: {adj} {noun}", "Towards {adj} {topic}"]
-_VENUES = {
-    "article": ["Journal of Machine Learning Research", "Communications of the ACM", "Nature",
-                "ACM Computing Surveys", "IEEE Transactions on Software Engineering",
-                "Journal of Functional Programming"],
-    "inproceedings": ["Proceedings of NeurIPS", "Proceedings of ICML", "Proceedings of PLDI",
-                      "Proceedings of SIGMOD", "Proceedings of ACL", "Proceedings of OSDI"],
-    "book": ["MIT Press", "Cambridge University Press", "O'Reilly Media", "Springer",
-             "Addison-Wesley", "John Wiley & Sons"],
-}
-_DOI_TAGS = ["jmlr", "cacm", "tse", "pldi", "acl", "nips", "csur", "osdi"]
-
-_COMPANIES = ["Acme Corporation", "Globex Ltd", "Initech", "Umbrella Supplies", "Wayne & Sons",
-              "Hooli", "Vandelay Imports", "Soylent Foods"]
-_STREETS = ["Elm", "Oak", "Maple", "Station", "Harbour", "Mill", "Church", "Linden", "Canal"]
-_STREET_KINDS = ["Street", "Road", "Avenue", "Lane", "Way"]
-_CITIES = [("Springfield", "US"), ("Portland", "US"), ("Berlin", "DE"), ("Munich", "DE"),
-           ("Lyon", "FR"), ("Paris", "FR"), ("Manchester", "GB"), ("Leeds", "GB"),
-           ("Utrecht", "NL"), ("Porto", "PT"), ("Kraków", "PL"), ("Malmö", "SE")]
-_PRODUCTS = ["USB-C cable", "Wireless mouse", "Mechanical keyboard", "27-inch monitor",
-             "Laptop stand", "Webcam", "Desk lamp", "Noise-cancelling headphones",
-             "Ergonomic chair", "Whiteboard markers (pack of 12)", "A4 paper ream",
-             "Label printer", "Coffee beans 1 kg", "Cable ties <100 pcs>"]
-_CURRENCIES = ["USD", "EUR", "GBP"]
-_HEADINGS = ["Introduction", "Background", "Motivation", "Related Work", "Design", "Implementation",
-             "Evaluation", "Results", "Discussion", "Limitations", "Future Work", "Conclusion",
-             "Data & Methods", "Experiments", "Ablations", "Set-up", "Threats to Validity",
-             "Proofs", "Case Study", "Übersicht"]
+# Word lists and catalogues the records are drawn from: data, in vocabulary.json next to this module
+# (read once, at import). Their order is part of the generator: reordering one changes every record.
+_WORDS = json.loads(Path(__file__).with_name("vocabulary.json").read_text(encoding="utf-8"))
+_FIRST: list[str] = _WORDS["first_names"]
+_LAST: list[str] = _WORDS["last_names"]
+_ADJECTIVES: list[str] = _WORDS["title_adjectives"]
+_NOUNS: list[str] = _WORDS["title_nouns"]
+_TOPICS: list[str] = _WORDS["topics"]
+_TITLE_FORMS: list[str] = _WORDS["title_forms"]
+_VENUES: dict[str, list[str]] = _WORDS["venues"]
+_DOI_TAGS: list[str] = _WORDS["doi_tags"]
+_COMPANIES: list[str] = _WORDS["companies"]
+_STREETS: list[str] = _WORDS["streets"]
+_STREET_KINDS: list[str] = _WORDS["street_kinds"]
+_CITIES: list[tuple[str, str]] = [(city, country) for city, country in _WORDS["cities"]]
+_PRODUCTS: list[str] = _WORDS["products"]
+_CURRENCIES: list[str] = _WORDS["currencies"]
+_HEADINGS: list[str] = _WORDS["headings"]
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ from typing import Any, Mapping
 
 from lxml import etree
 from rlstruct import Parsed, Prompt, Record, RecordError, Task
-from rlstruct.safety import MAX_COMPLETION_CHARS
+from rlstruct import MAX_COMPLETION_CHARS
 
 from .checks import validity_score
 from .error_classes import xml_error_type

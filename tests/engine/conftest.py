@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from rlstruct import Parsed, Prompt, Task
-from rlstruct.config import Config, GRPOConfig, ModelConfig, RunConfig, TaskConfig, EvalConfig, RewardConfig
+from rlstruct.config import Config, EvalConfig, GRPOConfig, ModelConfig, RewardConfig, RunConfig, TaskConfig
 from rlstruct.reward import RewardSpec
 from rlstruct.tiny import TinyModelConfig, build_tiny_model, default_corpus
 

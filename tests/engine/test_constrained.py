@@ -105,8 +105,8 @@ def test_bad_schemas_are_counted_not_raised(tiny):
 
 def test_every_builtin_task_schema_compiles(tiny):
     from rlstruct_function_calls.task import FunctionCallsTask
-    from rlstruct_json.json_schema_task import JsonSchemaTask
     from rlstruct_json.recipes import JsonRecipesTask
+    from rlstruct_json.schema import JsonSchemaTask
 
     model, tok, prompts = tiny
     schemas = [schema_for(task, record) for task in (JsonRecipesTask(), JsonSchemaTask(), FunctionCallsTask())
@@ -129,8 +129,8 @@ def test_missing_engine_names_the_extra(monkeypatch):
 
 
 def test_json_recipes_uses_the_plugins_schema_file():
-    from rlstruct_json.recipe_schema import RECIPE_SCHEMA
     from rlstruct_json.recipes import JsonRecipesTask
+    from rlstruct_json.recipes.schema import RECIPE_SCHEMA
 
     task = JsonRecipesTask()
     record = task.synthetic("test", 1, 0)[0]
@@ -139,7 +139,7 @@ def test_json_recipes_uses_the_plugins_schema_file():
 
 
 def test_json_schema_uses_the_records_schema_even_as_a_string():
-    from rlstruct_json.json_schema_task import JsonSchemaTask
+    from rlstruct_json.schema import JsonSchemaTask
 
     task = JsonSchemaTask()
     assert schema_for(task, {"prompt": "x", "schema": SMALL}) == SMALL

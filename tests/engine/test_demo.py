@@ -156,7 +156,7 @@ def test_demo_without_a_config_for_the_task_names_where_it_looked(tmp_path, caps
 
 
 def test_demo_rejects_a_bad_override_before_any_work(tmp_path, capsys):
-    assert cli.main(["demo", "--quick", "--out", str(tmp_path / "x"), "--set", "grpo.stepz=3"]) == 1
+    assert cli.main(["demo", "--quick", "--out", str(tmp_path / "x"), "--set", "grpo.stepz=3"]) == 2
     assert "grpo.stepz" in capsys.readouterr().err
     assert not (tmp_path / "x").exists()
 
@@ -240,7 +240,7 @@ def test_demo_on_cuda_without_a_gpu_is_one_line_and_writes_nothing(tmp_path, cap
 
 @pytest.mark.parametrize("option, value", [("--seed", "-1"), ("--threads", "-2"), ("--layers", "0"), ("--hidden", "2")])
 def test_demo_rejects_out_of_range_options_in_one_line(option, value, tmp_path, capsys):
-    assert cli.main(["demo", "--quick", option, value, "--out", str(tmp_path / "x")]) == 1
+    assert cli.main(["demo", "--quick", option, value, "--out", str(tmp_path / "x")]) == 2
     err = capsys.readouterr().err.strip()
     assert option in err and len(err.splitlines()) == 1
     assert not (tmp_path / "x").exists()

@@ -16,7 +16,7 @@ from rlstruct import cli
 from rlstruct.engine import eval_run
 from rlstruct.engine.evaluate import pass_at_k, summarise_rows
 
-TIMING = ("generate_seconds", "tokens_per_second")
+TIMING = ("generate_seconds", "tokens_per_second", "batch_seconds")
 
 
 def _error(err: str) -> str:
@@ -31,10 +31,6 @@ def _eval(model: Path, *extra: str) -> int:
 
 def _rows(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-
-
-def _without_timing(rows: list[dict]) -> list[dict]:
-    return [{k: v for k, v in row.items() if k not in TIMING} for row in rows]
 
 
 def _figures(summary: dict) -> dict:
@@ -129,8 +125,8 @@ def test_a_killed_eval_resumes_to_the_rows_of_an_uninterrupted_one(tiny_model_di
     real_append = eval_run.EvalRunDir.append
     calls = {"n": 0}
 
-    def append_then_die(self, rows):
-        real_append(self, rows)
+    def append_then_die(self, rows, start, seconds):
+        real_append(self, rows, start, seconds)
         calls["n"] += 1
         if calls["n"] == 2:
             raise KeyboardInterrupt  # killed right after the second batch reached the disk
@@ -145,16 +141,46 @@ def test_a_killed_eval_resumes_to_the_rows_of_an_uninterrupted_one(tiny_model_di
 
     capsys.readouterr()
     assert _eval(tiny_model_dir, *SAMPLED, "--out", str(killed)) == 0
-    resumed, expected = _rows(killed / "results.jsonl"), _rows(straight / "results.jsonl")
+    resumed = _rows(killed / "results.jsonl")
     assert len(resumed) == 10 and len({(r["index"], r["sample"]) for r in resumed}) == 10
-    assert _without_timing(resumed) == _without_timing(expected)
+    assert (killed / "results.jsonl").read_bytes() == (straight / "results.jsonl").read_bytes()
     assert _figures(json.loads((killed / "summary.json").read_text())) == _figures(
         json.loads((straight / "summary.json").read_text()))
 
     # a finished run resumed again generates nothing and changes nothing
-    before = _without_timing(_rows(killed / "results.jsonl"))
+    before = (killed / "results.jsonl").read_bytes(), json.loads((killed / "summary.json").read_text())
     assert _eval(tiny_model_dir, *SAMPLED, "--out", str(killed)) == 0
-    assert _without_timing(_rows(killed / "results.jsonl")) == before
+    assert (killed / "results.jsonl").read_bytes() == before[0]
+    assert json.loads((killed / "summary.json").read_text()) == before[1]  # timings included: nothing ran
+
+
+def test_an_eval_killed_by_sigkill_resumes_without_duplicates_or_gaps(tiny_model_dir, tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    args = ["--task", "gsm8k-json", "--limit", "6", "--sample", "--set", "eval.samples_per_prompt=2",
+            "--set", "eval.batch_size=1", "--set", "run.seed=3"]
+    straight = tmp_path / "straight"
+    assert _eval(tiny_model_dir, *args, "--out", str(straight)) == 0
+    killed = tmp_path / "killed"
+    cmd = [sys.executable, "-m", "rlstruct.cli", "eval", "--model", str(tiny_model_dir), "--max-new-tokens", "12",
+           *args, "--out", str(killed)]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None:
+        results = killed / "results.jsonl"
+        if results.exists() and results.read_text().count("\n") >= 2:
+            break
+        time.sleep(0.005)
+    if proc.poll() is None:
+        os.kill(proc.pid, signal.SIGKILL)  # no clean-up of any kind
+    proc.wait()
+    assert _eval(tiny_model_dir, *args, "--out", str(killed)) == 0
+    assert (killed / "results.jsonl").read_bytes() == (straight / "results.jsonl").read_bytes()
 
 
 def test_resuming_with_other_settings_is_refused(tiny_model_dir, tmp_path, capsys):
@@ -176,7 +202,7 @@ def test_set_works_on_eval_as_on_train(tiny_model_dir, tmp_path, capsys):
                  "--set", "eval.samples_per_prompt=3", "--json") == 0
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert summary["n"] == 6 and summary["protocol"]["completions_per_record"] == 3
-    assert _eval(tiny_model_dir, "--task", "gsm8k-json", "--set", "eval.sample_per_prompt=3") == 1
+    assert _eval(tiny_model_dir, "--task", "gsm8k-json", "--set", "eval.sample_per_prompt=3") == 2
     err = _error(capsys.readouterr().err)
     assert "eval.sample_per_prompt" in err and "samples_per_prompt" in err
 

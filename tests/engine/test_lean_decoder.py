@@ -89,12 +89,12 @@ def test_lean_pass_follows_lora_and_disable_adapter():
     with torch.no_grad():
         pos = position_ids_from_mask(mask)
         adapted = lean_logits(model, ids, mask)
-        torch.testing.assert_close(adapted[real], model(input_ids=ids, attention_mask=mask, position_ids=pos).logits[real],
-                                   atol=1e-5, rtol=1e-5)
+        expected = model(input_ids=ids, attention_mask=mask, position_ids=pos).logits
+        torch.testing.assert_close(adapted[real], expected[real], atol=1e-5, rtol=1e-5)
         with model.disable_adapter():
             plain = lean_logits(model, ids, mask)
-            torch.testing.assert_close(plain[real], model(input_ids=ids, attention_mask=mask, position_ids=pos).logits[real],
-                                       atol=1e-5, rtol=1e-5)
+            expected = model(input_ids=ids, attention_mask=mask, position_ids=pos).logits
+            torch.testing.assert_close(plain[real], expected[real], atol=1e-5, rtol=1e-5)
     assert (adapted - plain)[real].abs().max() > 1e-2
 
 

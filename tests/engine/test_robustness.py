@@ -89,27 +89,27 @@ def test_config_error_stops_before_any_model_loads(tmp_path, monkeypatch, capsys
     monkeypatch.setattr(grpo, "load_policy", no_load)
     bad = tmp_path / "bad.toml"
     bad.write_text('[task]\nname = "gsm8k-json"\n[model]\nname_or_path = "/nonexistent"\n[grpo]\nstepz = 3\n')
-    assert cli.main(["train", str(bad)]) == 1
+    assert cli.main(["train", str(bad)]) == 2  # a config error is a usage error
     err = capsys.readouterr().err
     assert str(bad) in err and "grpo.stepz" in err and "did you mean" in err
 
     wrong_type = tmp_path / "type.toml"
     wrong_type.write_text('[task]\nname = "gsm8k-json"\n[model]\nname_or_path = "/x"\n[grpo]\nsteps = "ten"\n')
-    assert cli.main(["train", str(wrong_type)]) == 1
+    assert cli.main(["train", str(wrong_type)]) == 2
     assert "grpo.steps must be an integer" in capsys.readouterr().err
 
     unknown = tmp_path / "unknown.toml"
     unknown.write_text('[task]\nname = "no-such-task"\n[model]\nname_or_path = "/x"\n')
-    assert cli.main(["train", str(unknown)]) == 1
+    assert cli.main(["train", str(unknown)]) == 2
     err = capsys.readouterr().err
     assert "unknown task 'no-such-task'" in err and "gsm8k-json" in err
 
     bad_weight = tmp_path / "weight.toml"
     bad_weight.write_text('[task]\nname = "gsm8k-json"\n[model]\nname_or_path = "/x"\n[reward.weights]\nstructur = 1.0\n')
-    assert cli.main(["train", str(bad_weight)]) == 1
+    assert cli.main(["train", str(bad_weight)]) == 2
     assert "reward.weights.structur" in capsys.readouterr().err
 
-    assert cli.main(["train", str(bad), "--set", "grpo.steps=2"]) == 1  # still the stepz error
+    assert cli.main(["train", str(bad), "--set", "grpo.steps=2"]) == 2  # still the stepz error
 
 
 def test_prompt_longer_than_the_limit_is_an_error_not_a_silent_cut(tiny_model_dir, toy_task, tmp_path):

@@ -135,7 +135,8 @@ def test_micro_batches_respect_the_row_and_token_budgets(tiny_model_dir):
                 rows = range(mb.rows.start, mb.rows.stop)
                 assert len(rows) <= max_rows
                 # trimmed to the columns the rows use: the longest prompt and the longest completion
-                assert mb.prompt_ids.shape[1] == int(plen[mb.rows].max()) and mb.n_completion == int(clen[mb.rows].max())
+                assert mb.prompt_ids.shape[1] == int(plen[mb.rows].max())
+                assert mb.n_completion == int(clen[mb.rows].max())
                 assert mb.input_ids.shape[1] == mb.prompt_ids.shape[1] + mb.n_completion
                 groups = sorted({r // 4 for r in rows})
                 assert mb.prompt_ids.shape[0] == len(groups)

@@ -82,6 +82,6 @@ def test_an_unknown_tracker_is_a_config_error(tmp_path, capsys):
 
     config = tmp_path / "c.toml"
     config.write_text('[task]\nname = "gsm8k-json"\n[model]\nname_or_path = "m"\n[run]\nreport_to = ["tensorbord"]\n')
-    assert cli.main(["train", str(config)]) == 1
+    assert cli.main(["train", str(config)]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith(f"rlstruct: error: {config}: run.report_to[0]: unknown tracker 'tensorbord'")

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import argparse
 import shlex
-import sys
 from pathlib import Path
 
+from ..errors import RlstructError, RunError, UsageError
 from .threads import DEFAULT_THREADS
 
 DESCRIPTION = (
@@ -51,15 +51,13 @@ def canonical_command(args: argparse.Namespace) -> str:
 
 
 def demo_command(args: argparse.Namespace) -> int:
-    """Run the demo; every expected failure is one line on stderr and exit status 1."""
+    """Run the demo. Every expected failure is an :class:`~rlstruct.errors.RlstructError` that
+    ``rlstruct.cli.main`` prints as one line (exit status 2 for a bad option or config, 1 otherwise)."""
     for flag, value, least in (("--threads", args.threads, 0), ("--seed", args.seed, 0), ("--layers", args.layers, 1),
                                ("--hidden", args.hidden if args.hidden is not None else 4, 4)):
         if value < least:
-            print(f"rlstruct: error: {flag} must be >= {least}, got {value}", file=sys.stderr)
-            return 1
-    from ..engine.model import ModelNotFound
-    from ..engine.rollout import PromptTooLong
-    from .pipeline import DemoError, DemoOptions, StageFailed, run_demo
+            raise UsageError(f"{flag} must be >= {least}, got {value}")
+    from .pipeline import DemoOptions, StageFailed, run_demo
 
     options = DemoOptions(
         task=args.task, config=Path(args.config) if args.config else None, out=Path(args.out) if args.out else None,
@@ -71,12 +69,10 @@ def demo_command(args: argparse.Namespace) -> int:
         run_demo(options)
     except StageFailed as exc:
         return exc.exit_code
-    except (DemoError, PromptTooLong, ModelNotFound) as exc:
-        print(f"rlstruct: error: {exc}", file=sys.stderr)
-        return 1
+    except RlstructError:  # DemoError is a RuntimeError too: not the CUDA case below
+        raise
     except RuntimeError as exc:
         if "CUDA" not in str(exc):  # pick_device: --device cuda on a machine without one
             raise
-        print(f"rlstruct: error: --device: {exc}", file=sys.stderr)
-        return 1
+        raise RunError(f"--device: {exc}") from None
     return 0

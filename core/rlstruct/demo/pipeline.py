@@ -20,8 +20,16 @@ from pathlib import Path
 from typing import Any
 
 from ..config import Config
+from ..errors import RunError
 from .report import (
-    DECODINGS, build_report, checkpoint_metrics, render_markdown, reward_failures, text_table, training_trend, verdict,
+    DECODINGS,
+    build_report,
+    checkpoint_metrics,
+    render_markdown,
+    reward_failures,
+    text_table,
+    training_trend,
+    verdict,
 )
 from .threads import DEFAULT_THREADS, set_torch_threads
 
@@ -40,7 +48,7 @@ QUICK_OVERRIDES = (
 QUICK_HIDDEN = 64
 
 
-class DemoError(RuntimeError):
+class DemoError(RunError, RuntimeError):
     """The demo cannot start or finish; the message names the file or option at fault."""
 
 

@@ -20,10 +20,12 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..errors import RunError
+
 STEP_DIR = re.compile(r"^step-(\d+)$")
 
 
-class CheckpointWriteError(OSError):
+class CheckpointWriteError(RunError, OSError):
     """A checkpoint could not be written (disk full, permissions); earlier checkpoints are untouched."""
 
 
@@ -63,8 +65,15 @@ def save_checkpoint(
     scheduler,
     state: dict[str, Any],
     keep_last: int,
+    *,
+    model_state: dict[str, Any] | None = None,
+    optimizer_state: dict[str, Any] | None = None,
 ) -> Path:
-    """Write ``root/step-{step}`` atomically, then delete all but the newest ``keep_last``."""
+    """Write ``root/step-{step}`` atomically, then delete all but the newest ``keep_last``.
+
+    ``model_state`` / ``optimizer_state``: full state dicts gathered from a sharded (FSDP) model, written
+    instead of the model's and optimiser's own (see distributed.py; only rank 0 calls this).
+    """
     root.mkdir(parents=True, exist_ok=True)
     for stale in root.glob(".tmp-*"):  # left by a run killed mid-write
         shutil.rmtree(stale, ignore_errors=True)
@@ -72,13 +81,12 @@ def save_checkpoint(
     tmp = root / f".tmp-step-{step:06d}"
     recorder = None
     try:
-        model.save_pretrained(tmp)
+        model.save_pretrained(tmp, **({"state_dict": model_state} if model_state is not None else {}))
         tokenizer.save_pretrained(tmp)
+        optim = optimizer_state if optimizer_state is not None else optimizer.state_dict()
         with open(tmp / "trainer_state.pt", "wb") as fh:
             recorder = _RecordingFile(fh)
-            torch.save(
-                {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "rng": rng_state()}, recorder
-            )
+            torch.save({"optimizer": optim, "scheduler": scheduler.state_dict(), "rng": rng_state()}, recorder)
         (tmp / "state.json").write_text(json.dumps({**state, "step": step}, indent=2))
         _fsync_tree(tmp)
     except Exception as exc:  # noqa: BLE001 - filtered just below
@@ -102,11 +110,12 @@ def save_checkpoint(
     return final
 
 
-def save_model_dir(path: Path, model, tokenizer) -> None:
+def save_model_dir(path: Path, model, tokenizer, state_dict: dict[str, Any] | None = None) -> None:
     """``save_pretrained`` of model and tokenizer into ``path`` (e.g. ``final/``), with a one-line
-    :class:`CheckpointWriteError` when the disk is full or the directory unwritable."""
+    :class:`CheckpointWriteError` when the disk is full or the directory unwritable. ``state_dict``: the
+    full weights gathered from a sharded (FSDP) model, saved instead of the model's own."""
     try:
-        model.save_pretrained(path)
+        model.save_pretrained(path, **({"state_dict": state_dict} if state_dict is not None else {}))
         tokenizer.save_pretrained(path)
     except Exception as exc:  # noqa: BLE001 - filtered just below
         if not _is_write_error(exc):

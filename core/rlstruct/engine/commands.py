@@ -13,10 +13,9 @@ from pathlib import Path
 
 from ..config import Config, config_from_overrides, load_config
 from ..data import DataError, load_records
+from ..errors import RlstructError, UsageError
 from ..plugins import PluginManager
-from ..reward import RewardSpec
 from ..sandbox import RewardPool, SandboxLimits
-from .model import ModelNotFound
 
 
 def _prepare(config_path: str, overrides: list[str]):
@@ -33,20 +32,17 @@ def _prepare(config_path: str, overrides: list[str]):
 
 
 def train_command(args: argparse.Namespace) -> int:
+    from ..tracking import TrackingError, check_report_to
     from . import rundir
-    from .checkpoint import CheckpointWriteError
-    from .grpo import TrainingStopped, train, write_resolved_config
+    from .grpo import train, write_resolved_config
     from .interrupt import TrainingInterrupted
     from .rollout import PromptTooLong
-
-    from ..tracking import TrackingError, check_report_to
 
     cfg, task, spec = _prepare(args.config, list(args.overrides))
     try:
         check_report_to(cfg.run.report_to)  # a tracker whose library is missing stops the run before any work
     except TrackingError as exc:
-        print(f"rlstruct: error: {args.config}: {exc}", file=sys.stderr)
-        return 1
+        raise TrackingError(f"{args.config}: {exc}") from None
     resume = Path(args.resume) if args.resume else None
     # --resume DIR continues in DIR's run unless --output-dir says otherwise; the saved config says where.
     output_dir = rundir.choose_output_dir(resume, args.output_dir, cfg.run.output_dir)
@@ -69,10 +65,8 @@ def train_command(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 130
-    except (TrainingStopped, rundir.RunDirectoryInUse, rundir.ResumeError, rundir.OutputDirError,
-            CheckpointWriteError, PromptTooLong, ModelNotFound, TrackingError) as exc:
-        print(f"rlstruct: error: {exc}", file=sys.stderr)
-        return 1
+    except RlstructError:  # one line and its exit status from rlstruct.cli.main (some are OSErrors too)
+        raise
     except OSError as exc:  # e.g. the disk filled up while writing metrics
         print(f"rlstruct: error: {exc.filename or output_dir}: {exc.strerror or exc}", file=sys.stderr)
         return 1
@@ -103,11 +97,7 @@ def sft_command(args: argparse.Namespace) -> int:
 
     cfg, task, _ = _prepare(args.config, list(args.overrides))
     out = Path(args.output_dir or f"{cfg.run.output_dir}-sft")
-    try:
-        result = sft(cfg, task, out)
-    except ModelNotFound as exc:
-        print(f"rlstruct: error: {exc}", file=sys.stderr)
-        return 1
+    result = sft(cfg, task, out)
     print(f"sft: {result['steps']} steps on {result['examples']} examples, loss {result['loss_first']:.3f} -> {result['loss_last']:.3f}; model in {out}")
     return 0
 
@@ -171,15 +161,15 @@ def _evaluate_dir(model_path: str, cfg: Config, task, spec, device: str | None =
             seed=cfg.run.seed, constrained=constrained,
         )
         metadata["protocol"] = {**protocol, "split": split}
-        done = []
+        done, done_seconds = [], {}
         if out_dir is not None:
             run_dir = EvalRunDir(out_dir, metadata)
-            done = run_dir.open(len(records), cfg.eval.batch_size, group)
+            done, done_seconds = run_dir.open(len(records), cfg.eval.batch_size, group)
         summary, rows = evaluate(
             model, tokenizer, task, spec, records, pool,
             greedy=greedy, temperature=cfg.eval.temperature, samples_per_prompt=cfg.eval.samples_per_prompt,
             max_new_tokens=cfg.eval.max_new_tokens, max_prompt_tokens=budget, batch_size=cfg.eval.batch_size,
-            seed=cfg.run.seed, progress=progress, constrained=constrained, done_rows=done,
+            seed=cfg.run.seed, progress=progress, constrained=constrained, done_rows=done, done_seconds=done_seconds,
             on_batch=run_dir.append if run_dir is not None else None,
         )
     if rows_path is not None:  # every completion with its breakdown, for looking at failures
@@ -226,14 +216,15 @@ def _evaluate_tasks(model_path: str, cfg: Config, tasks, *, rows_path: Path | No
 
 def _eval_targets(cfg: Config, plugins: PluginManager, name: str | None, where: str) -> list:
     """The bound tasks ``eval`` evaluates: ``--task NAME`` (with its mixture entry's settings and reward
-    when the config has one), else the config's task, else every task of a mixture config."""
+    when the config has one), else the config's task, else every task of a mixture config. ``where``:
+    the config file, for errors (``""`` without one)."""
     import dataclasses
 
     from ..config import ConfigError
     from ..mixture import bind_tasks, is_mixture
 
     if is_mixture(cfg):
-        bound = bind_tasks(cfg, plugins, where)
+        bound = bind_tasks(cfg, plugins, where or "--set")
         chosen = [t for t in bound if name is None or t.name == name]
         if chosen:
             return chosen
@@ -243,8 +234,8 @@ def _eval_targets(cfg: Config, plugins: PluginManager, name: str | None, where: 
     elif name is not None:
         cfg.task.name = name
     elif not cfg.task.name:
-        raise ConfigError(f"give --task NAME: {where} names no task")
-    return bind_tasks(cfg, plugins, where)
+        raise ConfigError(f"give --task NAME ({where} names no task)" if where else "give --task NAME (no config names a task)")
+    return bind_tasks(cfg, plugins, where or "--set")
 
 
 def _report_skipped(skipped) -> None:
@@ -268,10 +259,6 @@ EVAL_HOW_TO_RAISE = "--max-prompt-tokens N (or --set grpo.max_prompt_tokens=N)"
 
 
 def eval_command(args: argparse.Namespace) -> int:
-    from .constrained import ConstrainedDecodingUnavailable
-    from .eval_run import EvalRunError
-    from .rollout import PromptTooLong
-
     pm = PluginManager()
     if args.task:
         pm.task(args.task)  # before any model loads
@@ -287,15 +274,15 @@ def eval_command(args: argparse.Namespace) -> int:
                   "with its eval protocol and reward settings", file=sys.stderr)
     else:
         cfg = config_from_overrides(overrides)
-    targets = _eval_targets(cfg, pm, args.task, str(config_path or "no config"))  # a mixture: every task
+    if getattr(args, "skip_bad_records", False):  # before binding: a mixture's entries inherit [task]'s value
+        cfg.task.skip_bad_records = True
+    targets = _eval_targets(cfg, pm, args.task, str(config_path) if config_path else "")  # a mixture: every task
     if args.sample:
         cfg.eval.greedy = False
     if args.max_new_tokens:
         cfg.eval.max_new_tokens = args.max_new_tokens
     if getattr(args, "max_prompt_tokens", None) is not None:
         cfg.grpo.max_prompt_tokens = args.max_prompt_tokens
-    if getattr(args, "skip_bad_records", False):
-        cfg.task.skip_bad_records = True
     out_dir = Path(args.out) if getattr(args, "out", None) else None
     if len(targets) > 1 and args.source:
         print("rlstruct: error: --source names one task's data; with a mixture config give --task too", file=sys.stderr)
@@ -304,19 +291,15 @@ def eval_command(args: argparse.Namespace) -> int:
                   rows_path=Path(args.output) if args.output else None, out_dir=out_dir,
                   constrained=getattr(args, "constrained", False), plugin_manager=pm,
                   how_to_raise=EVAL_HOW_TO_RAISE, new_tokens_key="eval.max_new_tokens (--max-new-tokens)")
-    try:
-        if len(targets) > 1:
-            common.pop("source")
-            summary = _evaluate_tasks(args.model, cfg, targets, **common)
-        else:
-            import dataclasses
+    if len(targets) > 1:
+        common.pop("source")
+        summary = _evaluate_tasks(args.model, cfg, targets, **common)
+    else:
+        import dataclasses
 
-            (target,) = targets
-            summary = _evaluate_dir(args.model, dataclasses.replace(cfg, task=target.settings), target.task,
-                                    target.spec, **common)
-    except (PromptTooLong, ModelNotFound, EvalRunError, ConstrainedDecodingUnavailable) as exc:
-        print(f"rlstruct: error: {exc}", file=sys.stderr)
-        return 1
+        (target,) = targets
+        summary = _evaluate_dir(args.model, dataclasses.replace(cfg, task=target.settings), target.task,
+                                target.spec, **common)
     if args.json:
         print(json.dumps(summary))
     else:
@@ -391,8 +374,7 @@ def tiny_model_command(args: argparse.Namespace) -> int:
     try:
         config = config_for_width(args.hidden, args.layers, vocab_size=args.vocab_size, seed=args.seed)
     except ValueError as exc:
-        print(f"rlstruct: error: --hidden: {exc}", file=sys.stderr)
-        return 1
+        raise UsageError(f"--hidden: {exc}") from None
     path = build_tiny_model(args.out, corpus, config)
     print(f"tiny model saved to {path}")
     return 0

@@ -31,6 +31,8 @@ from typing import Any, Mapping, Sequence
 
 import torch
 
+from ..errors import RunError
+
 __all__ = [
     "ConstrainedDecodingUnavailable",
     "ConstrainedStats",
@@ -49,7 +51,7 @@ MAX_REASONS = 5
 INSTALL_HINT = 'pip install "rlstruct[constrained]"'
 
 
-class ConstrainedDecodingUnavailable(ValueError):
+class ConstrainedDecodingUnavailable(RunError, ValueError):
     """The grammar engine (xgrammar) is not installed. One line naming the extra to install."""
 
 

@@ -8,7 +8,9 @@
 - ``summary.json``: the figures of the whole run plus what produced them: protocol, data source with
   a SHA-256 of its records, model path, seed, reward settings and the versions of Python, rlstruct,
   torch, transformers, peft and every plugin distribution. It is written (atomically) before the
-  first batch, with ``"complete": false``, and rewritten when the run ends.
+  first batch, with ``"complete": false``, rewritten after each batch with that batch's generation
+  time (``batch_seconds``: rows carry no timing, so they are the same in every run), and rewritten
+  with the figures when the run ends.
 
 Run the same command again with the same ``--out`` and it resumes: the rows of complete batches are
 kept (a torn last line or a half-written batch is dropped), only the missing batches are generated,
@@ -27,6 +29,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+from ..errors import RunError
 from .evaluate import Row, batch_starts, rows_expected
 
 RESULTS = "results.jsonl"
@@ -36,7 +39,7 @@ CHECKED_ON_RESUME = ("protocol", "data", "model", "seed", "reward_settings", "ve
 """Parts of ``summary.json`` that must match for a run to resume (the figures themselves need not)."""
 
 
-class EvalRunError(ValueError):
+class EvalRunError(RunError, ValueError):
     """An evaluation directory cannot be used or resumed; one line naming the file and the difference."""
 
 
@@ -105,10 +108,12 @@ class EvalRunDir:
         self.metadata = dict(metadata_)
         self.results = self.path / RESULTS
         self.summary_path = self.path / SUMMARY
+        self.batch_seconds: dict[int, float] = {}
 
     # -- start or resume -------------------------------------------------------------------------
-    def open(self, n_records: int, batch_size: int, group: int) -> list[Row]:
-        """Create the directory or check it for a resume; return the rows of the batches already complete."""
+    def open(self, n_records: int, batch_size: int, group: int) -> tuple[list[Row], dict[int, float]]:
+        """Create the directory or check it for a resume; return the rows of the batches already complete
+        and their generation seconds by batch start."""
         try:
             self.path.mkdir(parents=True, exist_ok=True)
         except (FileExistsError, NotADirectoryError):
@@ -119,9 +124,9 @@ class EvalRunDir:
             if self.results.exists() and self.results.stat().st_size:
                 raise EvalRunError(f"{self.results}: rows without {SUMMARY}; not a run this command can resume "
                                    "(choose another --out)")
-            self._write_summary({"complete": False, **self.metadata})
+            self._write_summary(self._progress())
             self.results.write_text("")
-            return []
+            return [], {}
         try:
             saved = json.loads(self.summary_path.read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:
@@ -133,12 +138,19 @@ class EvalRunDir:
                 f"{self.summary_path}: this evaluation was run with {key} = {json.dumps(old)}, now "
                 f"{json.dumps(new)}; rerun with the same settings to resume, or choose another --out"
             )
+        saved_seconds = saved.get("batch_seconds") if isinstance(saved.get("batch_seconds"), dict) else {}
+        self.batch_seconds = {int(start): float(value) for start, value in saved_seconds.items()}
         rows = self._complete_rows(n_records, batch_size, group)
         self._rewrite_results(rows)
-        return rows
+        self._write_summary(self._progress())
+        return rows, dict(self.batch_seconds)
+
+    def _progress(self) -> dict[str, Any]:
+        return {"complete": False, **self.metadata, "batch_seconds": {str(k): v for k, v in sorted(self.batch_seconds.items())}}
 
     def _complete_rows(self, n_records: int, batch_size: int, group: int) -> list[Row]:
-        """Rows of complete batches; a torn last line (a kill mid-write) and incomplete batches are dropped."""
+        """Rows of complete batches; a torn last line (a kill mid-write), incomplete batches and batches whose
+        generation time was not recorded (a kill between the two writes) are dropped, to be generated again."""
         if not self.results.exists():
             return []
         lines = self.results.read_text(encoding="utf-8").splitlines()
@@ -158,8 +170,10 @@ class EvalRunDir:
         complete: list[Row] = []
         for start in batch_starts(n_records, batch_size):
             found = by_batch.get(start, {})
-            if len(found) == rows_expected(n_records, batch_size, group, start):
+            if len(found) == rows_expected(n_records, batch_size, group, start) and start in self.batch_seconds:
                 complete.extend(found[key] for key in sorted(found))
+        self.batch_seconds = {start: value for start, value in self.batch_seconds.items()
+                              if start in {int(row["batch"]) for row in complete}}
         return complete
 
     def _rewrite_results(self, rows: Sequence[Row]) -> None:
@@ -171,20 +185,25 @@ class EvalRunDir:
         os.replace(tmp, self.results)
 
     # -- during and after ------------------------------------------------------------------------
-    def append(self, rows: Sequence[Row]) -> None:
-        """Append one batch's rows and force them to disk before the next batch starts."""
+    def append(self, rows: Sequence[Row], start: int, seconds: float) -> None:
+        """Append one batch's rows and force them to disk, then record its generation time."""
         with open(self.results, "a", encoding="utf-8") as fh:
             fh.write("".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows))
             fh.flush()
             os.fsync(fh.fileno())
+        self.batch_seconds[start] = seconds
+        self._write_summary(self._progress())
 
     def finish(self, summary: Mapping[str, Any]) -> dict[str, Any]:
         """Write the final ``summary.json`` (figures + metadata, ``"complete": true``); return it."""
-        final = {"complete": True, **summary, **self.metadata}
+        final = {**self._progress(), "complete": True, **summary, **self.metadata}
         self._write_summary(final)
         return final
 
     def _write_summary(self, data: Mapping[str, Any]) -> None:
         tmp = self.summary_path.with_name(SUMMARY + ".tmp")
-        tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        with open(tmp, "w", encoding="utf-8") as fh:
+            fh.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+            fh.flush()
+            os.fsync(fh.fileno())
         os.replace(tmp, self.summary_path)

@@ -84,8 +84,8 @@ def _pass_table(successes_by_prompt: Iterable[Sequence[bool]], group: int) -> di
     }
 
 
-def summarise_rows(rows: Sequence[Row], names: Sequence[str], group: int) -> dict[str, Any]:
-    """Every figure of an evaluation from its rows (see the module docstring and docs/evaluation.md).
+def summarise_rows(rows: Sequence[Row], names: Sequence[str], group: int, generate_seconds: float = 0.0) -> dict[str, Any]:
+    """Every figure of an evaluation from its rows and the time spent generating them (see docs/evaluation.md).
 
     ``pass_at_k[k]``: for k ≤ completions per record, the unbiased pass@k of a completion that scores
     1.0 on every hierarchical component the task implements, averaged over records;
@@ -99,7 +99,7 @@ def summarise_rows(rows: Sequence[Row], names: Sequence[str], group: int) -> dic
     summary["error_types"] = count_error_types([r.get("error_type") for r in rows])
     summary["truncated"] = sum(bool(r.get("truncated")) for r in rows)
     tokens = sum(int(r.get("completion_tokens") or 0) for r in rows)
-    seconds = sum(float(r.get("generate_seconds") or 0.0) for r in rows)
+    seconds = generate_seconds
     summary["completion_tokens"] = tokens
     summary["generate_seconds"] = round(seconds, 4)
     summary["tokens_per_second"] = round(tokens / seconds, 2) if seconds > 0 else 0.0
@@ -166,15 +166,17 @@ def evaluate(
     progress: Callable[[int], Any] | None = None,
     constrained: bool = False,
     done_rows: Sequence[Row] = (),
-    on_batch: Callable[[list[Row]], Any] | None = None,
+    done_seconds: Mapping[int, float] | None = None,
+    on_batch: Callable[[list[Row], int, float], Any] | None = None,
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """Return (summary, per-completion rows). Greedy decoding uses one completion per record.
 
     ``progress(n)`` is called after each batch with its number of completions (e.g. a tqdm bar's
     ``update``). ``constrained``: decode with ``task.json_schema(record)`` enforced (xgrammar,
-    :mod:`.constrained`). ``done_rows``: rows of complete batches from an interrupted run; those
-    batches are not generated again. ``on_batch(rows)`` receives each new batch's rows as soon as they
-    are scored (to write them out).
+    :mod:`.constrained`). ``done_rows`` / ``done_seconds``: rows of complete batches from an interrupted
+    run and their generation seconds by batch start; those batches are not generated again.
+    ``on_batch(rows, start, seconds)`` receives each new batch as soon as it is scored (to write it out).
+    Rows hold no timing, so the same protocol always gives the same rows, byte for byte.
     """
     group = 1 if greedy else samples_per_prompt
     budget = max_prompt_tokens if isinstance(max_prompt_tokens, PromptBudget) else PromptBudget(
@@ -182,6 +184,7 @@ def evaluate(
     prompts = [render_prompt(tokenizer, task.build_prompt(r)) for r in records]
     check_prompt_budget(tokenizer, prompts, budget)
     done_starts = {int(r["batch"]) for r in done_rows}
+    seconds = dict(done_seconds or {})
     rows: list[Row] = list(done_rows)
     if progress is not None and rows:
         progress(len(rows))
@@ -198,13 +201,13 @@ def evaluate(
         expanded = [r for r in chunk for _ in range(group)]
         scored = pool.score(expanded, generated["texts"])
         types = classify_completions(task, expanded, generated["texts"], scored, generated["truncated"], pool.limits)
-        share = generated["seconds"] / max(1, len(scored))  # each row carries its share of the batch's time
+        seconds[start] = generated["seconds"]
         batch_rows = []
         for i, (text, b) in enumerate(zip(generated["texts"], scored)):
             row: Row = {
                 "index": start + i // group, "sample": i % group, "batch": start, "task": task.name,
                 "completion": text, "truncated": bool(generated["truncated"][i]),
-                "completion_tokens": int(generated["tokens"][i]), "generate_seconds": share,  # EOS counted
+                "completion_tokens": int(generated["tokens"][i]),  # EOS counted
                 **b.to_json(), "error_components": sorted(b.errors), "timeouts": list(b.timeouts),
                 "error_type": types[i],
             }
@@ -212,12 +215,12 @@ def evaluate(
                 row.update(generated["schema"][i // group], constrained=bool(generated["constrained"][i]))
             batch_rows.append(row)
         if on_batch is not None:
-            on_batch(batch_rows)
+            on_batch(batch_rows, start, generated["seconds"])
         rows.extend(batch_rows)
         if progress is not None:
             progress(len(batch_rows))
     rows.sort(key=lambda r: (r["index"], r["sample"]))
-    summary = summarise_rows(rows, spec.names, group)
+    summary = summarise_rows(rows, spec.names, group, sum(seconds.values()))
     summary["protocol"] = eval_protocol(
         task.name, greedy=greedy, temperature=temperature, group=group, records=len(records),
         max_new_tokens=max_new_tokens, max_prompt_tokens=budget.limit, batch_size=batch_size, seed=seed,

@@ -28,14 +28,13 @@ import numpy as np
 import torch
 
 from ..config import Config, to_dict
-from ..data import DataError, load_records
-from ..data_skip import SkippedRecords
-from ..error_types import classify_completions
+from ..errors import RunError
 from ..tracking import open_trackers
 from ..reward import Breakdown, RewardSpec
 from ..sandbox import RewardPool, SandboxLimits
 from ..task import Task
 from . import checkpoint as ckpt
+from . import distributed
 from .interrupt import StopAfterStep, TrainingInterrupted
 from .logprobs import microbatch_logprobs, sampling_logprobs_are_exact
 from .loss import group_advantages, policy_loss
@@ -53,7 +52,7 @@ if TYPE_CHECKING:
     from ..mixture import MixtureTask
 
 
-class TrainingStopped(RuntimeError):
+class TrainingStopped(RunError, RuntimeError):
     """The run stopped on purpose (too many non-finite losses in a row); the message says why."""
 
 
@@ -85,6 +84,7 @@ class Run:
     writer: MetricsWriter
     device: torch.device
     tasks: TrainingTasks | None = None  # the run's task(s): each step's prompts, per-task figures, curricula
+    dist: distributed.Dist = distributed.SINGLE  # under torchrun: this process's rank (distributed.py)
 
 
 # Run-directory rules live in rundir.py; the old names stay importable from here.
@@ -159,6 +159,10 @@ def train(
     g = cfg.grpo
     check_run_dirs(output_dir, resume_from)
     checkpoint = find_checkpoint(resume_from) if resume_from is not None else None  # before anything is written
+    # Under torchrun: join the other processes; every rank checked the directories before rank 0 writes.
+    dist = distributed.init(cfg.run.device, cfg.run.dist_timeout_s)
+    distributed.check_divisible(g.prompts_per_step, dist)
+    distributed.barrier(dist, "starting the run")
     output_dir.mkdir(parents=True, exist_ok=True)
     seed_everything(cfg.run.seed)
     if cfg.run.quiet or not progress:
@@ -167,8 +171,9 @@ def train(
     # Data first, then reward workers (forked while the process is small), then the model.
     # Each task's records (skipped bad rows reported): task_batches.py; one pool scores every task's rows.
     tasks = TrainingTasks.for_run(cfg, task, spec)
-    tasks.load(warn=lambda line: _warn(line, None))
-    limits = SandboxLimits(cfg.reward.timeout_s, cfg.reward.memory_mb, cfg.reward.workers)
+    tasks.load(warn=lambda line: _warn(line, None) if dist.is_main else None)
+    # one pool per rank: reward.workers shared by the ranks of a node
+    limits = SandboxLimits(cfg.reward.timeout_s, cfg.reward.memory_mb, distributed.workers_per_rank(cfg.reward.workers, dist))
     pool = RewardPool(routes=tasks.routes, limits=limits).__enter__()
     bar = None
     tracker = None
@@ -176,6 +181,7 @@ def train(
         device = pick_device(cfg.run.device)
         model, tokenizer = load_policy(cfg.model, device, train=True)
         ref_model = frozen_reference(model, cfg.model.lora, g.beta)
+        model, ref_model = distributed.shard_models(dist, model, ref_model, cfg.run.fsdp)  # run.fsdp under torchrun
         params = [p for p in model.parameters() if p.requires_grad]
         optimizer = make_adamw(  # float32 master weights when the weights are bf16 (optim.py)
             params, lr=g.learning_rate, betas=tuple(g.adam_betas), weight_decay=g.weight_decay
@@ -213,16 +219,19 @@ def train(
         tasks.set_renderer(render)  # every prompt checked before the first step
         records, prompts = tasks.first
         # run.report_to: every metrics line and sample table also goes to the trackers (closed in finally)
-        tracker = open_trackers(cfg.run.report_to, output_dir, to_dict(cfg), run_name=output_dir.name)
-        writer = MetricsWriter(output_dir, truncate_after=state.step, history_from=history, tracker=tracker)
-        run = Run(cfg, model, ref_model, tokenizer, optimizer, scheduler, pool, records, prompts, writer, device, tasks)
+        if dist.is_main:  # only rank 0 writes metrics, samples and trackers
+            tracker = open_trackers(cfg.run.report_to, output_dir, to_dict(cfg), run_name=output_dir.name)
+        writer = (MetricsWriter(output_dir, truncate_after=state.step, history_from=history, tracker=tracker)
+                  if dist.is_main else distributed.NullWriter())
+        run = Run(cfg, model, ref_model, tokenizer, optimizer, scheduler, pool, records, prompts, writer, device, tasks,
+                  dist)
         last: dict[str, Any] = {}
-        bar = _progress_bar(g.steps, state.step, progress and not cfg.run.quiet)
+        bar = _progress_bar(g.steps, state.step, progress and not cfg.run.quiet and dist.is_main)
         model.train()
 
         def save() -> Path:
-            return ckpt.save_checkpoint(
-                output_dir / "checkpoints", state.step, model, tokenizer, optimizer, scheduler,
+            return distributed.save_checkpoint(  # rank 0 writes (FSDP: after every rank gathered the weights)
+                dist, output_dir / "checkpoints", state.step, model, tokenizer, optimizer, scheduler,
                 state.__dict__, cfg.run.keep_last,
             )
 
@@ -236,14 +245,14 @@ def train(
                 if bar is not None:
                     bar.update(1)
                     bar.set_postfix(_postfix(last))
-                elif state.step % cfg.run.log_every == 0 or state.step == g.steps:
+                elif dist.is_main and (state.step % cfg.run.log_every == 0 or state.step == g.steps):
                     print(
                         f"step {state.step}/{g.steps} reward {last['reward_mean']:.3f} "
                         f"structure {last['reward/structure']:.3f} loss {last['loss']:.4f} tok/s {last['tokens_per_s']:.0f}",
                         flush=True,
                     )
                 problems = reward_problems(last)
-                if problems:  # visible as it happens, not only in metrics.jsonl
+                if problems and dist.is_main:  # visible as it happens, not only in metrics.jsonl
                     _warn(f"rlstruct: warning: {problems}", bar)
                 if state.nan_streak >= g.max_nan_steps:
                     raise TrainingStopped(
@@ -251,12 +260,12 @@ def train(
                         f"{g.max_nan_steps}); stopped at step {state.step}. The last good checkpoint is intact."
                     )
                 saved = save() if state.step % cfg.run.save_every == 0 or state.step == g.steps else None
-                if stop.requested:  # Ctrl-C: this step is complete; keep it and stop
+                if distributed.any_true(dist, stop.requested):  # Ctrl-C (on any rank): this step is complete; keep it
                     raise TrainingInterrupted(state.step, g.steps, saved or save())
         if bar is not None:
             bar.close()
             bar = None
-        ckpt.save_model_dir(output_dir / "final", model, tokenizer)
+        distributed.save_model_dir(dist, output_dir / "final", model, tokenizer)
         return last
     finally:
         if bar is not None:
@@ -272,10 +281,13 @@ def _train_step(run: Run, state: TrainState) -> dict[str, Any]:
     g = cfg.grpo
     clock = _PhaseClock(device)
     reset_peak_memory(device)
-    torch.manual_seed(step_seed(cfg.run.seed, state.step))
+    # sampling seed of (seed, step), and of the rank under torchrun (rank 0 samples as one process would)
+    torch.manual_seed(distributed.rank_seed(step_seed(cfg.run.seed, state.step), run.dist))
 
-    # 1. prompts for this step: P records, each of one task (prompt_indices() for a single task)
-    batch = run.tasks.batch(state.step)
+    # 1. prompts for this step: P records, each of one task (prompt_indices() for a single task); under torchrun
+    # every rank computes the whole step and keeps its own block of whole groups
+    step_batch = run.tasks.batch(state.step)
+    batch = distributed.shard_batch(step_batch, run.dist, g.group_size)
     batch_records = batch.records  # [N], group-contiguous
 
     # 2. rollouts (grpo.generation picks the path; the fast one falls back to plain for other architectures)
@@ -283,11 +295,12 @@ def _train_step(run: Run, state: TrainState) -> dict[str, Any]:
     # With several updates per batch the old policy's log-probs are needed; the fast sampler can record them
     # (float32, no dropout: equal to a forward pass to rounding), which saves that pass.
     recorded_old = g.num_iterations > 1 and sampling_logprobs_are_exact(model)
-    rollout = generator.generate(
-        batch.prompts,
-        group_size=g.group_size, max_new_tokens=g.max_new_tokens, max_prompt_tokens=g.max_prompt_tokens,
-        temperature=g.temperature, top_p=g.top_p, return_logprobs=recorded_old,
-    )
+    with distributed.full_weights(model):  # FSDP: each rank samples from the gathered weights
+        rollout = generator.generate(
+            batch.prompts,
+            group_size=g.group_size, max_new_tokens=g.max_new_tokens, max_prompt_tokens=g.max_prompt_tokens,
+            temperature=g.temperature, top_p=g.top_p, return_logprobs=recorded_old,
+        )
     t_gen = clock.mark("gen")
 
     # 3. rewards (bounded, never raises on model output), each row by its own task's reward
@@ -295,107 +308,44 @@ def _train_step(run: Run, state: TrainState) -> dict[str, Any]:
     rewards = torch.tensor([b.reward for b in breakdowns], dtype=torch.float32, device=device)  # [N]
     t_score = clock.mark("score")
 
-    # 4. advantages, one per completion
-    advantages, zero_spread = group_advantages(rewards, g.group_size, g.scale_rewards)  # [N], [P]
-    loss_mask = rollout.completion_mask.clone()  # [N, T]
-    if g.mask_truncated:
-        loss_mask[rollout.truncated] = 0
-    n_sequences = rollout.input_ids.shape[0]
-    n_tokens = int(loss_mask.sum())
-
-    # 5. log-probs of the sampling policy and of the reference, without gradients
-    shared = g.shared_prompt and rollout.group_size > 1
-    batches = _micro_batches(rollout, g.micro_batch_size, g.micro_batch_tokens, shared)
-    logp_kw = dict(shared_prompt=shared, temperature=g.temperature, chunk_size=g.logprob_chunk_size)
-    old_logps, ref_logps = [], []
-    with torch.no_grad():
-        if g.num_iterations > 1 and rollout.sampled_logprobs is not None:
-            old_logps = [rollout.sampled_logprobs[mb.rows, : mb.n_completion] for mb in batches]
-        elif g.num_iterations > 1:
-            old_logps = [microbatch_logprobs(model, mb, **logp_kw) for mb in batches]
-        clock.mark("old_logp")
-        if g.beta > 0:
-            with reference_mode(model, run.ref_model) as ref:
-                ref_logps = [microbatch_logprobs(ref, mb, **logp_kw) for mb in batches]
-        clock.mark("ref_logp")
-
-    # 6. policy updates: one optimiser step per iteration, gradients accumulated over micro-batches
-    sums = {"loss": 0.0, "kl": 0.0, "clip_fraction": 0.0, "entropy": 0.0, "grad_norm": 0.0}
-    finite = True
-    collect = getattr(run.optimizer, "collect_gradients", None)  # float32 master weights (optim.py)
-    for iteration in range(g.num_iterations):
-        run.optimizer.zero_grad(set_to_none=True)
-        for k, mb in enumerate(batches):
-            mask = loss_mask[mb.rows, : mb.n_completion]
-            logp, entropy = microbatch_logprobs(model, mb, return_entropy=True, **logp_kw)  # [B, t] each
-            old = old_logps[k] if old_logps else logp.detach()  # ratio 1 when each batch is used once
-            ref = ref_logps[k] if ref_logps else None
-            loss, stats = policy_loss(
-                logp, old, ref, advantages[mb.rows], mask,
-                epsilon_low=g.epsilon_low, epsilon_high=g.epsilon_high, beta=g.beta, loss_type=g.loss_type,
-                n_sequences=n_sequences, n_tokens=max(1, n_tokens), max_completion_length=g.max_new_tokens,
-            )
-            if not torch.isfinite(loss):
-                finite = False
-                break
-            loss.backward()
-            if collect is not None:
-                collect()
-            weight = float(mask.sum()) / max(1, n_tokens)
-            if iteration == 0:
-                sums["loss"] += float(loss.detach())
-                sums["kl"] += float(stats["kl"]) * weight
-                sums["clip_fraction"] += float(stats["clip_fraction"]) * weight / g.num_iterations
-                sums["entropy"] += float((entropy.detach() * mask).sum()) / max(1, n_tokens)
-            else:
-                sums["clip_fraction"] += float(stats["clip_fraction"]) * weight / g.num_iterations
-        clock.mark("fwd_bwd")
-        if finite:
-            norm = torch.nn.utils.clip_grad_norm_(
-                optimised_parameters(run.optimizer), g.max_grad_norm if g.max_grad_norm > 0 else float("inf")
-            )
-            finite = bool(torch.isfinite(norm))
-            sums["grad_norm"] = float(norm)
-        if not finite:  # skip the update, keep the weights as they were
-            run.optimizer.zero_grad(set_to_none=True)
-            break
-        run.optimizer.step()
-        run.scheduler.step()
-        generator.weights_updated()
-        clock.mark("optim")
-    if finite:
+    # 4-6. advantages, log-probs of the sampling and reference policies, policy updates
+    update = update_policy(run, rollout, rewards, generator=generator, clock=clock)
+    if update.finite:
         state.nan_streak = 0
     else:
         state.nan_streak += 1
         state.nan_steps_total += 1
     t_update = clock.mark("optim")
 
-    # 7. metrics and samples (error_type per completion: rlstruct.error_types; errors/<type> counts)
-    error_types = run.tasks.classify(batch, rollout.texts, breakdowns, rollout.truncated.tolist(), run.pool.limits)
+    # 7. metrics and samples (error_type per completion: rlstruct.error_types; errors/<type> counts), from every
+    # rank's rows: the line counts all P x G completions and each curriculum sees the whole step on every rank
+    rows = distributed.gather_rows(run.dist, rollout, breakdowns, rewards, update.zero_spread)
+    batch, breakdowns, n_sequences = step_batch, rows.breakdowns, len(rows.texts)
+    error_types = run.tasks.classify(batch, rows.texts, breakdowns, rows.truncated.tolist(), run.pool.limits)
     summary = summarise_breakdowns(breakdowns, error_types)
     # per-task means and difficulties (a mixture: reward/<task>...); shows each curriculum its task's mean reward
     per_task = run.tasks.step_metrics(state.step, batch, breakdowns)
     state.reward_errors_total += summary["reward_errors"]
     state.reward_timeouts_total += summary["reward_timeouts"]
-    lengths = rollout.completion_mask.sum(dim=1).float()
+    lengths = rows.lengths
     n_completion_tokens = int(lengths.sum())
     line = {
         "step": state.step + 1,
-        "reward_mean": float(rewards.mean()),
-        "reward_std": float(rewards.std()) if rewards.numel() > 1 else 0.0,
+        "reward_mean": float(rows.rewards.mean()),
+        "reward_std": float(rows.rewards.std()) if rows.rewards.numel() > 1 else 0.0,
         **summary,
         **per_task,
-        "loss": sums["loss"] if finite else float("nan"),
-        "kl": sums["kl"],
-        "clip_fraction": sums["clip_fraction"],
-        "entropy": sums["entropy"],
-        "grad_norm": sums["grad_norm"],
+        "loss": update.sums["loss"] if update.finite else float("nan"),
+        "kl": update.sums["kl"],
+        "clip_fraction": update.sums["clip_fraction"],
+        "entropy": update.sums["entropy"],
+        "grad_norm": update.sums["grad_norm"],
         "lr": run.scheduler.get_last_lr()[0],
         "completion_len_mean": float(lengths.mean()),
         "completion_len_max": int(lengths.max()),
-        "truncated_frac": float(rollout.truncated.float().mean()),
-        "zero_spread_frac": float(zero_spread.float().mean()),
-        "nan_skipped": not finite,
+        "truncated_frac": float(rows.truncated.float().mean()),
+        "zero_spread_frac": float(rows.zero_spread.float().mean()),
+        "nan_skipped": not update.finite,
         "gen_s": t_gen - clock.start,
         "score_s": t_score - t_gen,
         "update_s": t_update - t_score,
@@ -411,17 +361,125 @@ def _train_step(run: Run, state: TrainState) -> dict[str, Any]:
         "fwd_bwd_s": clock.spent["fwd_bwd"],
         "optim_s": clock.spent["optim"],
     }
+    line = distributed.finish_line(run.dist, line, n_completion_tokens)  # world_size; the slowest rank's timings
     run.writer.write(line)
     run.writer.samples(
         state.step + 1,
         [
-            {"task": batch.routes[i], "prompt": batch.prompts[i // g.group_size], "completion": rollout.texts[i],
+            {"task": batch.routes[i], "prompt": batch.prompts[i // g.group_size], "completion": rows.texts[i],
              **breakdowns[i].to_json(),
              "error_type": error_types[i]}
             for i in range(0, n_sequences, max(1, n_sequences // max(1, cfg.run.samples_per_step)))
         ][: cfg.run.samples_per_step],
     )
     return line
+
+
+@dataclass
+class PolicyUpdate:
+    """What :func:`update_policy` did, with its statistics over the whole step (every rank's rows)."""
+
+    sums: dict[str, float]  # loss, kl, clip_fraction, entropy (first iteration; clip_fraction averaged), grad_norm
+    finite: bool  # False: a loss or gradient was not finite on some rank; the weights were left as they were
+    zero_spread: torch.Tensor  # [P] this rank's groups whose rewards were all equal
+    n_sequences: int  # the loss normalisers, counted over every rank
+    n_tokens: int
+
+
+def update_policy(run: Run, rollout: Rollout, rewards: torch.Tensor, *, generator=None, clock=None) -> PolicyUpdate:
+    """Steps 4 to 6 of a GRPO step on a given rollout: group advantages, the loss normalisers, the log-probs of
+    the sampling and reference policies, and ``grpo.num_iterations`` optimiser updates.
+
+    Under torchrun each rank passes its own whole groups: the normalisers (sequences, tokens) are summed over
+    the ranks, each rank's loss is its rows' share of the global loss and the gradients are summed, so the
+    weights after the call equal those one process reaches on every rank's rows. ``generator`` is told after
+    every optimiser step; ``clock`` gets the phases' times.
+    """
+    cfg, model, dist = run.cfg, run.model, run.dist
+    g = cfg.grpo
+    clock = clock if clock is not None else _PhaseClock(run.device)
+
+    # 4. advantages, one per completion (groups never straddle ranks)
+    advantages, zero_spread = group_advantages(rewards, g.group_size, g.scale_rewards)  # [N], [P]
+    loss_mask = rollout.completion_mask.clone()  # [N, T]
+    if g.mask_truncated:
+        loss_mask[rollout.truncated] = 0
+    counts = distributed.all_sum(dist, [rollout.input_ids.shape[0], int(loss_mask.sum())], "counting the step's tokens")
+    n_sequences, n_tokens = int(counts[0]), int(counts[1])
+
+    # 5. log-probs of the sampling policy and of the reference, without gradients
+    policy = distributed.logprob_module(model)  # FSDP: through the root forward, where its hooks run
+    shared = g.shared_prompt and rollout.group_size > 1
+    batches = _micro_batches(rollout, g.micro_batch_size, g.micro_batch_tokens, shared)
+    logp_kw = dict(shared_prompt=shared, temperature=g.temperature, chunk_size=g.logprob_chunk_size)
+    old_logps, ref_logps = [], []
+    with torch.no_grad(), distributed.full_weights(model, run.ref_model):
+        if g.num_iterations > 1 and rollout.sampled_logprobs is not None:
+            old_logps = [rollout.sampled_logprobs[mb.rows, : mb.n_completion] for mb in batches]
+        elif g.num_iterations > 1:
+            old_logps = [microbatch_logprobs(policy, mb, **logp_kw) for mb in batches]
+        clock.mark("old_logp")
+        if g.beta > 0:
+            with reference_mode(model, run.ref_model) as ref:
+                ref_policy = distributed.logprob_module(ref)
+                ref_logps = [microbatch_logprobs(ref_policy, mb, **logp_kw) for mb in batches]
+        clock.mark("ref_logp")
+
+    # 6. policy updates: one optimiser step per iteration, gradients accumulated over micro-batches
+    sums = {"loss": 0.0, "kl": 0.0, "clip_fraction": 0.0, "entropy": 0.0, "grad_norm": 0.0}
+    finite = True
+    collect = getattr(run.optimizer, "collect_gradients", None)  # float32 master weights (optim.py)
+    for iteration in range(g.num_iterations):
+        run.optimizer.zero_grad(set_to_none=True)
+        # lockstep: each micro-batch once; under FSDP every rank runs as many passes as the busiest one
+        for k, mb, counted in distributed.lockstep(dist, batches, model):
+            mask = loss_mask[mb.rows, : mb.n_completion]
+            logp, entropy = microbatch_logprobs(policy, mb, return_entropy=True, **logp_kw)  # [B, t] each
+            old = old_logps[k] if old_logps else logp.detach()  # ratio 1 when each batch is used once
+            ref = ref_logps[k] if ref_logps else None
+            loss, stats = policy_loss(
+                logp, old, ref, advantages[mb.rows], mask,
+                epsilon_low=g.epsilon_low, epsilon_high=g.epsilon_high, beta=g.beta, loss_type=g.loss_type,
+                n_sequences=n_sequences, n_tokens=max(1, n_tokens), max_completion_length=g.max_new_tokens,
+            )
+            if not counted:  # an FSDP pass that only keeps this rank in step with the others
+                loss = loss * 0.0
+            elif not torch.isfinite(loss):
+                finite = False
+                if not distributed.is_fsdp(model):  # FSDP: the other ranks still expect this rank's passes
+                    break
+            loss.backward()
+            if collect is not None:
+                collect()
+            if not counted:
+                continue
+            weight = float(mask.sum()) / max(1, n_tokens)
+            if iteration == 0:
+                sums["loss"] += float(loss.detach())
+                sums["kl"] += float(stats["kl"]) * weight
+                sums["clip_fraction"] += float(stats["clip_fraction"]) * weight / g.num_iterations
+                sums["entropy"] += float((entropy.detach() * mask).sum()) / max(1, n_tokens)
+            else:
+                sums["clip_fraction"] += float(stats["clip_fraction"]) * weight / g.num_iterations
+        clock.mark("fwd_bwd")
+        finite = distributed.all_true(dist, finite, "agreeing whether the loss was finite")  # skip on every rank
+        if finite:
+            distributed.sync_gradients(dist, optimised_parameters(run.optimizer))  # summed over ranks
+            norm = torch.nn.utils.clip_grad_norm_(
+                optimised_parameters(run.optimizer), g.max_grad_norm if g.max_grad_norm > 0 else float("inf")
+            )
+            sums["grad_norm"] = distributed.norm_value(norm)
+            finite = math.isfinite(sums["grad_norm"])
+        if not finite:  # skip the update, keep the weights as they were
+            run.optimizer.zero_grad(set_to_none=True)
+            break
+        run.optimizer.step()
+        run.scheduler.step()
+        if generator is not None:
+            generator.weights_updated()
+        clock.mark("optim")
+    sums = distributed.sum_stats(dist, sums)
+    return PolicyUpdate(sums, finite, zero_spread, n_sequences, n_tokens)
 
 
 def _resume(path: Path, model, optimizer, scheduler, lora: bool, g=None) -> TrainState:
@@ -433,9 +491,9 @@ def _resume(path: Path, model, optimizer, scheduler, lora: bool, g=None) -> Trai
     """
     found = ckpt.resolve_resume(path)
     try:
-        ckpt.load_model_weights(model, found, lora)
+        distributed.load_model_weights(model, found, lora)  # also into an FSDP-sharded model
         saved, trainer = ckpt.load_trainer_state(found)
-        optimizer.load_state_dict(trainer["optimizer"])
+        distributed.load_optimizer_state(model, optimizer, trainer["optimizer"])  # written with or without FSDP
         scheduler.load_state_dict(trainer["scheduler"])
     except (KeyError, ValueError, RuntimeError, OSError) as exc:
         first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__

@@ -14,8 +14,10 @@ import threading
 from pathlib import Path
 from types import FrameType
 
+from ..errors import RunError
 
-class TrainingInterrupted(Exception):
+
+class TrainingInterrupted(RunError):
     """Training stopped on Ctrl-C after a complete step; ``checkpoint`` holds that step."""
 
     def __init__(self, step: int, total: int, checkpoint: Path) -> None:

@@ -16,6 +16,7 @@ from typing import Iterator
 import torch
 
 from ..config import ModelConfig
+from ..errors import RunError
 
 
 def pick_device(name: str = "auto") -> torch.device:
@@ -43,7 +44,7 @@ def quiet_transformers() -> None:
     hf_logging.disable_progress_bar()
 
 
-class ModelNotFound(ValueError):
+class ModelNotFound(RunError, ValueError):
     """``model.name_or_path`` is neither a local model directory nor a reachable Hub model."""
 
 

@@ -21,10 +21,11 @@ from typing import Iterator, Literal, Protocol, Sequence
 
 import torch
 
+from ..errors import RunError
 from ..task import Prompt
 
 
-class PromptTooLong(ValueError):
+class PromptTooLong(RunError, ValueError):
     """A prompt exceeds grpo.max_prompt_tokens (it would otherwise be cut silently)."""
 
 

@@ -19,18 +19,19 @@ from pathlib import Path
 from typing import Any
 
 from ..config import Config, ConfigError, from_dict, to_dict
+from ..errors import RunError
 from . import checkpoint as ckpt
 
 
-class RunDirectoryInUse(FileExistsError):
+class RunDirectoryInUse(RunError, FileExistsError):
     """A run was pointed at a directory that holds another run; nothing was written."""
 
 
-class ResumeError(ValueError):
+class ResumeError(RunError, ValueError):
     """``--resume`` names nothing resumable, or the config changed in a way that breaks exact resume."""
 
 
-class OutputDirError(OSError):
+class OutputDirError(RunError, OSError):
     """The run directory cannot be created or written."""
 
 

@@ -55,7 +55,8 @@ def sft(cfg: Config, task: Task | Sequence[Any], output_dir: Path, progress: boo
     if cfg.run.quiet or not progress:
         quiet_transformers()
     if isinstance(task, Task):
-        records = load_records(task, cfg.task.source, cfg.task.train_split, cfg.task.train_limit, cfg.task.data_seed)
+        records = load_records(task, cfg.task.source, cfg.task.train_split, cfg.task.train_limit, cfg.task.data_seed,
+                               difficulty=cfg.task.difficulty)
     else:  # a mixture: each task's records, with its own settings and difficulty
         mixture = [(t, load_records(t.task, t.settings.source, t.settings.train_split, t.settings.train_limit,
                                     t.settings.data_seed, difficulty=t.settings.difficulty)) for t in task]
@@ -85,7 +86,7 @@ def sft(cfg: Config, task: Task | Sequence[Any], output_dir: Path, progress: boo
         from tqdm.auto import tqdm
 
         bar = tqdm(total=cfg.sft.steps, desc="sft", unit="step", dynamic_ncols=True)
-    for step in range(cfg.sft.steps):
+    for _ in range(cfg.sft.steps):
         batch = [draw(rng) for _ in range(cfg.sft.batch_size)]
         ids, att, labels = _collate(batch, tokenizer.pad_token_id, device)
         loss = model(input_ids=ids, attention_mask=att, labels=labels).loss

@@ -1,4 +1,4 @@
-"""Seeded generator of json-recipes records from the vocabulary in :mod:`.recipe_data`.
+"""Seeded generator of json-recipes records from the vocabulary in :mod:`.vocabulary`.
 
 Difficulty (see docs/tasks/json-recipes.md, "Difficulty") moves two knobs:
 
@@ -21,7 +21,7 @@ from typing import Any
 from rlstruct.curriculum import DEFAULT_DIFFICULTY, check_difficulty, int_range, level
 from rlstruct.splits import generate_split
 
-from .recipe_data import FAMILIES, PROMPT_TEMPLATES, Family, Ingredient
+from .vocabulary import FAMILIES, PROMPT_TEMPLATES, Family, Ingredient
 
 MAX_SERVINGS = 8
 """Synthetic recipes serve 1 to this many people."""

@@ -1,6 +1,6 @@
 """Difficulty for the json-schema task's synthetic records (see docs/tasks/json-schema.md, "Difficulty").
 
-Records are drawn from the built-in makers of :mod:`.schema_examples`, then reshaped by
+Records are drawn from the built-in makers of :mod:`.examples`, then reshaped by
 :class:`Knobs`:
 
 - *enums and patterns* (below the default): each constraint keyword (``pattern``, ``format``,
@@ -15,7 +15,7 @@ Records are drawn from the built-in makers of :mod:`.schema_examples`, then resh
   nesting.
 
 At the default difficulty (0.5, or ``None``) nothing is reshaped and no extra random draw is
-made, so the records are exactly those of :func:`.schema_examples.synthetic_schema_records`.
+made, so the records are exactly those of :func:`.examples.synthetic_schema_records`.
 Every reshaped reference stays valid under its reshaped schema.
 """
 
@@ -30,7 +30,7 @@ from typing import Any, Callable
 from rlstruct.curriculum import DEFAULT_DIFFICULTY, check_difficulty, int_range, level
 from rlstruct.splits import generate_split
 
-from . import schema_examples
+from . import examples
 
 CONSTRAINT_KEYWORDS: tuple[str, ...] = (
     "pattern", "format", "enum", "uniqueItems", "minLength", "minItems", "minimum", "exclusiveMinimum",
@@ -152,7 +152,7 @@ def _reshape(record: dict[str, Any], knobs: Knobs, rng: random.Random) -> dict[s
 
 def make_record(rng: random.Random, knobs: Knobs = Knobs()) -> dict[str, Any]:
     """One record from a built-in maker, reshaped by ``knobs`` (no extra draw at the defaults)."""
-    record = schema_examples.make_record(rng)
+    record = examples.make_record(rng)
     return record if knobs == Knobs() else _reshape(record, knobs, rng)
 
 
@@ -160,5 +160,5 @@ def synthetic_schema_records(split: str, size: int, seed: int, difficulty: float
     """``size`` distinct records of ``split`` at ``difficulty`` (``None``: the default, 0.5)."""
     value = DEFAULT_DIFFICULTY if difficulty is None else check_difficulty(difficulty)
     if value == DEFAULT_DIFFICULTY:  # exactly the original generator, whatever it becomes
-        return schema_examples.synthetic_schema_records(split, size, seed)
+        return examples.synthetic_schema_records(split, size, seed)
     return generate_split("json-schema", split, size, seed, partial(make_record, knobs=knobs_for(value)))

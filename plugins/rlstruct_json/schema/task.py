@@ -5,7 +5,7 @@ Records are ``{"prompt": str, "schema": JSON Schema object (or a JSON string of 
 
 * structure: 1.0 when the completion is one JSON value of any kind (bare, or inside a single
   fence around the whole completion, surrounding white space allowed), else 0;
-* format: :func:`.schema_credit.format_credit` (1.0 iff valid under Draft 2020-12);
+* format: :func:`rlstruct_json.schema_credit.format_credit` (1.0 iff valid under Draft 2020-12);
 * content: with a reference, F1 over (path, normalised leaf) pairs
   (:func:`.structural_match.structural_f1`); without one, 1.0 (content is not measured);
 * validity: share of semantic checks that pass: strings under a checked ``format`` (date,
@@ -23,10 +23,9 @@ from referencing.exceptions import Unresolvable
 
 from rlstruct import Parsed, Prompt, RecordError, Task, safe_json_loads
 
-from .completion import checked_record, parse_completion
-from .error_classes import json_error_type
-from .public_rows import from_public_row
-from .schema_credit import (
+from ..completion import checked_record, parse_completion
+from ..error_classes import json_error_type
+from ..schema_credit import (
     SchemaValidator,
     embedded_ids,
     first_error,
@@ -35,9 +34,10 @@ from .schema_credit import (
     semantic_credit,
     semantic_failures,
 )
-from .schema_difficulty import synthetic_schema_records
-from .schema_refs import outside_references
+from ..schema_refs import outside_references
+from .public_rows import from_public_row
 from .structural_match import structural_f1
+from .synthetic import synthetic_schema_records
 
 SYSTEM_PROMPT = (
     "Reply with ONLY a JSON value that validates against the JSON Schema (Draft 2020-12) below: "
@@ -128,7 +128,7 @@ class JsonSchemaTask(Task):
         """Seeded records over the built-in schemas (splits never share a prompt).
 
         ``difficulty`` in [0, 1] sets schema depth, number of properties, enums and patterns
-        (``None``: the default, 0.5, the built-in records unchanged); see :mod:`.schema_difficulty`.
+        (``None``: the default, 0.5, the built-in records unchanged); see :mod:`.synthetic`.
         """
         return synthetic_schema_records(split, size, seed, difficulty)
 
@@ -174,7 +174,7 @@ class JsonSchemaTask(Task):
     # -- evaluation aids ------------------------------------------------------------------------
     def error_type(self, record: dict[str, Any], completion: str, breakdown: Any) -> str | None:
         """extra-text for structure; missing-key, invented-key, wrong-type or schema-violation for format
-        (the record schema's complaints, see :mod:`.error_classes`)."""
+        (the record schema's complaints, see :mod:`rlstruct_json.error_classes`)."""
         return json_error_type(completion, breakdown, record["schema"])
 
     def json_schema(self, record: dict[str, Any]) -> dict[str, Any] | None:

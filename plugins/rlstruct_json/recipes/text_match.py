@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from rlstruct.safety import normalize_text
+from rlstruct import normalize_text
 
 _WORD = re.compile(r"[^\W_]+")
 

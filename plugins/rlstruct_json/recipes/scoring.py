@@ -21,9 +21,9 @@ from __future__ import annotations
 import math
 from typing import Any, Callable, Mapping
 
-from rlstruct.safety import f1
+from rlstruct import f1
 
-from .recipe_schema import UNITS
+from .schema import UNITS
 from .text_match import content_words, head_noun, name_key, words
 
 CONTENT_WEIGHTS: Mapping[str, float] = {

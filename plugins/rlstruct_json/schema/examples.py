@@ -10,96 +10,34 @@ from __future__ import annotations
 
 import copy
 import datetime
+import json
 import random
+from pathlib import Path
 from typing import Any, Callable
 
 from rlstruct.splits import generate_split
 
-CONTACT_SCHEMA: dict[str, Any] = {
-    "title": "Contact card",
-    "type": "object",
-    "additionalProperties": False,
-    "required": ["name", "email", "phone", "birthday", "tags"],
-    "properties": {
-        "name": {"type": "string", "minLength": 1},
-        "email": {"type": "string", "format": "email"},
-        "phone": {"type": "string", "pattern": "^\\+[0-9][0-9 ]{6,18}[0-9]$"},
-        "birthday": {"type": "string", "format": "date"},
-        "tags": {"type": "array", "items": {"type": "string", "minLength": 1}, "uniqueItems": True},
-    },
-}
-
-PRODUCT_SCHEMA: dict[str, Any] = {
-    "title": "Product listing",
-    "type": "object",
-    "additionalProperties": False,
-    "required": ["sku", "title", "price", "currency", "in_stock", "categories", "url"],
-    "properties": {
-        "sku": {"type": "string", "pattern": "^[A-Z]{3}-[0-9]{4}$"},
-        "title": {"type": "string", "minLength": 1},
-        "price": {"type": "number", "exclusiveMinimum": 0},
-        "currency": {"enum": ["EUR", "USD", "GBP", "JPY"]},
-        "in_stock": {"type": "boolean"},
-        "categories": {"type": "array", "minItems": 1, "items": {"type": "string"}, "uniqueItems": True},
-        "url": {"type": "string", "format": "uri"},
-    },
-}
-
-EVENT_SCHEMA: dict[str, Any] = {
-    "title": "Calendar event",
-    "type": "object",
-    "additionalProperties": False,
-    "required": ["title", "start", "end", "location", "attendees"],
-    "properties": {
-        "title": {"type": "string", "minLength": 1},
-        "start": {"type": "string", "format": "date-time"},
-        "end": {"type": "string", "format": "date-time"},
-        "location": {
-            "type": "object",
-            "additionalProperties": False,
-            "required": ["city", "country"],
-            "properties": {"city": {"type": "string", "minLength": 1}, "country": {"type": "string", "minLength": 2}},
-        },
-        "attendees": {"type": "array", "minItems": 1, "items": {"$ref": "#/$defs/email"}, "uniqueItems": True},
-    },
-    "$defs": {"email": {"type": "string", "format": "email"}},
-}
-
-SHOPPING_SCHEMA: dict[str, Any] = {
-    "title": "Shopping list",
-    "type": "array",
-    "minItems": 1,
-    "items": {
-        "type": "object",
-        "additionalProperties": False,
-        "required": ["item", "quantity"],
-        "properties": {"item": {"type": "string", "minLength": 1}, "quantity": {"type": "integer", "minimum": 1}},
-    },
-}
-
-BUILTIN_SCHEMAS: dict[str, dict[str, Any]] = {
-    "contact": CONTACT_SCHEMA,
-    "product": PRODUCT_SCHEMA,
-    "event": EVENT_SCHEMA,
-    "shopping": SHOPPING_SCHEMA,
-}
+# The schemas and the words records are made of are data, next to this module (read once, at import):
+# builtin_schemas.json and vocabulary.json. Their order is part of the generator.
+_HERE = Path(__file__).parent
+BUILTIN_SCHEMAS: dict[str, dict[str, Any]] = json.loads((_HERE / "builtin_schemas.json").read_text(encoding="utf-8"))
 """The schemas synthetic records use, by short name."""
 
-FIRST = ("Maria", "James", "Aiko", "Lukas", "Fatima", "Chen", "Olivia", "Mateo", "Priya", "Noah",
-         "Elena", "Kwame", "Sofia", "Ivan", "Amara", "Lucas")
-LAST = ("Lopez", "Smith", "Tanaka", "Weber", "Haddad", "Wang", "Brown", "Garcia", "Sharma", "Jensen",
-        "Rossi", "Mensah", "Novak", "Petrov", "Okafor", "Silva")
-DOMAINS = ("example.com", "example.org", "mail.example.net")
-TAGS = ("friend", "work", "family", "gym", "school", "neighbour", "club")
-PRODUCTS = ("Stainless Steel Kettle", "Wireless Mouse", "Cotton T-Shirt", "Ceramic Mug", "Yoga Mat",
-            "Desk Lamp", "Running Shoes", "Canvas Backpack", "Water Bottle", "Bluetooth Speaker")
-CATEGORIES = ("kitchen", "electronics", "clothing", "sports", "home", "office", "outdoor", "gifts")
-EVENTS = ("Team Meeting", "Product Launch", "Book Club", "Quarterly Review", "Yoga Class",
-          "Board Game Night", "Tech Talk", "Charity Run")
-PLACES = (("Lisbon", "Portugal"), ("Nairobi", "Kenya"), ("Osaka", "Japan"), ("Toronto", "Canada"),
-          ("Berlin", "Germany"), ("Lima", "Peru"), ("Pune", "India"), ("Oslo", "Norway"))
-GROCERIES = ("apples", "bread", "milk", "eggs", "rice", "bananas", "coffee", "cheese", "tomatoes",
-             "pasta", "yogurt", "onions")
+CONTACT_SCHEMA: dict[str, Any] = BUILTIN_SCHEMAS["contact"]
+PRODUCT_SCHEMA: dict[str, Any] = BUILTIN_SCHEMAS["product"]
+EVENT_SCHEMA: dict[str, Any] = BUILTIN_SCHEMAS["event"]
+SHOPPING_SCHEMA: dict[str, Any] = BUILTIN_SCHEMAS["shopping"]
+
+_WORDS = json.loads((_HERE / "vocabulary.json").read_text(encoding="utf-8"))
+FIRST: tuple[str, ...] = tuple(_WORDS["first_names"])
+LAST: tuple[str, ...] = tuple(_WORDS["last_names"])
+DOMAINS: tuple[str, ...] = tuple(_WORDS["email_domains"])
+TAGS: tuple[str, ...] = tuple(_WORDS["contact_tags"])
+PRODUCTS: tuple[str, ...] = tuple(_WORDS["products"])
+CATEGORIES: tuple[str, ...] = tuple(_WORDS["product_categories"])
+EVENTS: tuple[str, ...] = tuple(_WORDS["events"])
+PLACES: tuple[tuple[str, str], ...] = tuple((city, country) for city, country in _WORDS["places"])
+GROCERIES: tuple[str, ...] = tuple(_WORDS["groceries"])
 
 
 def _person(rng: random.Random) -> tuple[str, str]:

@@ -4,9 +4,9 @@ Reward components (see docs/tasks/json-recipes.md):
 
 * structure: 1.0 when the completion is one JSON *object* (bare, or inside a single fence around
   the whole completion, surrounding white space allowed), else 0;
-* format: :func:`.schema_credit.format_credit` against the recipe schema (1.0 iff valid);
-* content: agreement with the reference recipe, :func:`.recipe_scoring.content_score`;
-* validity: semantic checks, :func:`.recipe_scoring.validity_score`.
+* format: :func:`rlstruct_json.schema_credit.format_credit` against the recipe schema (1.0 iff valid);
+* content: agreement with the reference recipe, :func:`.scoring.content_score`;
+* validity: semantic checks, :func:`.scoring.validity_score`.
 """
 
 from __future__ import annotations
@@ -16,12 +16,12 @@ from typing import Any, ClassVar, Mapping
 
 from rlstruct import Parsed, RecordError, Task
 
-from .completion import checked_record, parse_completion
-from .error_classes import json_error_type
-from .recipe_schema import RECIPE_SCHEMA, schema_summary
-from .recipe_scoring import content_score, validity_score
-from .recipe_synthetic import synthetic_recipes
-from .schema_credit import first_error, format_credit
+from ..completion import checked_record, parse_completion
+from ..error_classes import json_error_type
+from ..schema_credit import first_error, format_credit
+from .schema import RECIPE_SCHEMA, schema_summary
+from .scoring import content_score, validity_score
+from .synthetic import synthetic_recipes
 
 SYSTEM_PROMPT = (
     "You write cooking recipes as JSON. Reply with ONLY the JSON object: no prose before or after "
@@ -93,17 +93,17 @@ class JsonRecipesTask(Task):
         return format_credit(RECIPE_SCHEMA, parsed)
 
     def content(self, record: dict[str, Any], parsed: Any) -> float:
-        """Weighted agreement with the reference recipe (see :mod:`.recipe_scoring`)."""
+        """Weighted agreement with the reference recipe (see :mod:`.scoring`)."""
         return content_score(record["reference"], parsed)
 
     def validity(self, record: dict[str, Any], parsed: Any) -> float:
-        """Share of semantic checks passed (see :mod:`.recipe_scoring`)."""
+        """Share of semantic checks passed (see :mod:`.scoring`)."""
         return validity_score(parsed)
 
     # -- evaluation aids ------------------------------------------------------------------------
     def error_type(self, record: dict[str, Any], completion: str, breakdown: Any) -> str | None:
         """extra-text / wrong-type (JSON, but not an object) for structure; missing-key, invented-key,
-        wrong-type or schema-violation for format (see :mod:`.error_classes`)."""
+        wrong-type or schema-violation for format (see :mod:`rlstruct_json.error_classes`)."""
         return json_error_type(completion, breakdown, RECIPE_SCHEMA, accepts=dict)
 
     def json_schema(self, record: dict[str, Any]) -> dict[str, Any] | None:

@@ -2,7 +2,7 @@
 
 Both values are flattened to ``{"/a/0/b": leaf}`` maps (JSON-pointer paths, array positions
 included, so order inside arrays matters). Leaves are normalised before comparison: strings by
-:func:`rlstruct.safety.normalize_text` (case, spacing, end punctuation), numbers by value
+:func:`rlstruct.normalize_text` (case, spacing, end punctuation), numbers by value
 (``2 == 2.0``, compared to 9 significant digits), booleans and ``null`` kept apart from numbers,
 empty objects and arrays as leaves of their own.
 """
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from rlstruct.safety import f1, normalize_text
+from rlstruct import f1, normalize_text
 
 MAX_PAIRS = 50_000
 """Flattening stops after this many leaves (a completion is at most 100 000 characters anyway)."""
