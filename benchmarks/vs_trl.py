@@ -240,7 +240,7 @@ def machine(args: argparse.Namespace) -> dict[str, Any]:
         pass
     try:
         with open("/proc/cpuinfo") as fh:
-            info["cpu"] = next(l.split(":", 1)[1].strip() for l in fh if l.startswith("model name"))
+            info["cpu"] = next(row.split(":", 1)[1].strip() for row in fh if row.startswith("model name"))
     except (OSError, StopIteration):
         info["cpu"] = platform.processor()
     try:

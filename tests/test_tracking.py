@@ -12,6 +12,7 @@ import struct
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -179,15 +180,8 @@ def _wandb_records(path: Path):
             yield record
 
 
-def test_wandb_offline_run_reads_back(tmp_path, monkeypatch):
-    pytest.importorskip("wandb", reason='needs the wandb extra: pip install "rlstruct[wandb]"')
-    monkeypatch.setenv("WANDB_MODE", "offline")
-    monkeypatch.setenv("WANDB_DIR", str(tmp_path / "wandb-dir"))
-    monkeypatch.setenv("WANDB_SILENT", "true")
-    (tmp_path / "wandb-dir").mkdir()
-    _log_everything(["wandb"], tmp_path / "run", "wb-test")
-
-    (log,) = (tmp_path / "wandb-dir").glob("wandb/offline-run-*/run-*.wandb")
+def _read_wandb_log(log: Path) -> tuple[dict, dict, str | None]:
+    """(history by step, config, run display name) from an offline run's log as written so far."""
     history, config, name = {}, {}, None
     for record in _wandb_records(log):
         kind = record.WhichOneof("record_type")
@@ -199,6 +193,29 @@ def test_wandb_offline_run_reads_back(tmp_path, monkeypatch):
             config.update({i.key: json.loads(i.value_json) for i in record.run.config.update})
         elif kind == "config":
             config.update({i.key: json.loads(i.value_json) for i in record.config.update})
+    return history, config, name
+
+
+def test_wandb_offline_run_reads_back(tmp_path, monkeypatch):
+    pytest.importorskip("wandb", reason='needs the wandb extra: pip install "rlstruct[wandb]"')
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_DIR", str(tmp_path / "wandb-dir"))
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    (tmp_path / "wandb-dir").mkdir()
+    _log_everything(["wandb"], tmp_path / "run", "wb-test")
+
+    (log,) = (tmp_path / "wandb-dir").glob("wandb/offline-run-*/run-*.wandb")
+    # wandb's service process may still be flushing the log after finish() returns on a busy machine:
+    # read it until the run record and the last history row are there (or give up after 30 s).
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            history, config, name = _read_wandb_log(log)
+        except Exception:  # noqa: BLE001 - a record cut in the middle of being written
+            history, config, name = {}, {}, None
+        if (name is not None and 2 in history) or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
     assert name == "wb-test"
     assert {k: config[k] for k in CONFIG} == CONFIG
     assert history[1]["loss"] == 0.5 and history[1]["reward/structure"] == 0.25

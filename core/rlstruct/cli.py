@@ -283,9 +283,12 @@ def cmd_plugin(args: argparse.Namespace) -> int:
 
 
 # -- parser ----------------------------------------------------------------------------------------
-def build_parser() -> argparse.ArgumentParser:
-    from .config import describe
+AddCommand = Callable[..., argparse.ArgumentParser]
+"""``add(name, fn, help, **kw)``: register a sub-command and return its parser."""
 
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``rlstruct`` argument parser with every sub-command registered."""
     parser = _Parser(
         prog="rlstruct",
         description="Teach language models reliable structured output with GRPO and task plugins.",
@@ -300,6 +303,18 @@ def build_parser() -> argparse.ArgumentParser:
         p.set_defaults(func=fn)
         return p
 
+    _add_listing_commands(add)
+    _add_data_command(add)
+    _add_score_command(add)
+    _add_training_commands(add)
+    _add_eval_command(add)
+    _add_tiny_model_command(add)
+    _add_tool_commands(add)
+    return parser
+
+
+def _add_listing_commands(add: AddCommand) -> None:
+    """``plugins``, ``tasks`` and ``rewards``: what is installed."""
     p = add("plugins", cmd_plugins, "List installed plugins, their tasks and reward components, and load errors.")
     p.add_argument("--json", action="store_true", help="print JSON")
     p = add("tasks", cmd_tasks, "List the registered tasks.")
@@ -307,6 +322,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("rewards", cmd_rewards, "List the reward components (the four hierarchical ones and registered extras).")
     p.add_argument("--json", action="store_true", help="print JSON")
 
+
+def _add_data_command(add: AddCommand) -> None:
+    """``data``: print a task's records."""
     p = add("data", cmd_data, "Print a task's records as JSONL, exactly as the reward receives them.")
     p.add_argument("--task", required=True, help="task name (see `rlstruct tasks`)")
     p.add_argument("--source", default="synthetic", help="synthetic (default), hf, a .jsonl/.json/.parquet file, or a data set name[:config]")
@@ -318,6 +336,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--skip-bad-records", action="store_true", help="skip malformed records (counted and reported "
                    "on stderr with file:line and reason) instead of stopping at the first")
 
+
+def _add_score_command(add: AddCommand) -> None:
+    """``score``: score completions from a JSONL file."""
     p = add(
         "score",
         cmd_score,
@@ -333,6 +354,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="seconds one component may take, > 0 (default: the config's reward.timeout_s, else 2)")
     p.add_argument("--workers", type=int_at_least(0), default=None, help="scoring processes, >= 0 (default: the "
                    "config's reward.workers, else 2; 0: inline, unbounded, for debugging)")
+
+
+def _add_training_commands(add: AddCommand) -> None:
+    """``train`` (GRPO) and ``sft``, both driven by a task config."""
+    from .config import describe
 
     train_help = "Train a policy with GRPO from a task config."
     p = add("train", cmd_train, train_help, epilog="Config keys:\n" + describe(), formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -352,6 +378,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help="override a config key")
     p.add_argument("--output-dir", help="where the fine-tuned model is saved (default: run.output_dir + '-sft')")
 
+
+def _add_eval_command(add: AddCommand) -> None:
+    """``eval``: evaluate a model on held-out records."""
     p = add("eval", cmd_eval, "Evaluate a model on a task's held-out records (greedy by default).")
     p.add_argument("--model", required=True, metavar="PATH_OR_NAME", help="model directory (full model or LoRA adapter) or Hub name")
     p.add_argument("--task", default=None, help="task name (default: the config's task; a [[task.mixture]] config: "
@@ -380,6 +409,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--skip-bad-records", action="store_true", help="skip malformed records of a file or data set "
                    "(counted and reported with file:line and reason) instead of stopping at the first")
 
+
+def _add_tiny_model_command(add: AddCommand) -> None:
+    """``tiny-model``: build a tiny offline model."""
     p = add(
         "tiny-model",
         cmd_tiny_model,
@@ -406,6 +438,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int_at_least(0), default=0, metavar="N",
                    help="seed of the weight initialisation; the tokenizer depends only on its text (default: %(default)s)")
 
+
+def _add_tool_commands(add: AddCommand) -> None:
+    """``demo``, ``plot`` and ``plugin``, whose arguments live next to their code."""
     from .demo.command import DESCRIPTION as DEMO_DESCRIPTION  # no torch imported
     from .demo.command import add_demo_arguments
     from .plot import add_plot_arguments
@@ -415,7 +450,6 @@ def build_parser() -> argparse.ArgumentParser:
     from .scaffold import add_plugin_arguments
 
     add_plugin_arguments(add("plugin", cmd_plugin, "Plugin authoring: `rlstruct plugin new NAME` creates a new task plugin project."))
-    return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:

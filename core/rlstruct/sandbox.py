@@ -338,94 +338,137 @@ class RewardPool:
             return [score_inline(*self.routes[k], r, c) for k, r, c in zip(row_routes, records, completions)]
         if not self._idle:
             self._idle = [self._spawn() for _ in range(self.limits.workers)]
-        names_of = {k: spec.names for k, (_, spec) in self.routes.items()}
+        return _ScoringCall(self, row_routes, records, completions).run()
+
+
+_DIED = "worker process died (out of memory or a crash in native code)"
+
+
+class _ScoringCall:
+    """One :meth:`RewardPool.score` call on worker processes: the rows still to send (``todo``, a
+    stack), the jobs out on workers (``busy``) and the breakdowns so far (``results``, input order).
+
+    :meth:`run` loops dispatch -> collect -> expire until every row has a breakdown. A worker that
+    overruns the time-out or dies is killed and replaced; the component it was running is marked
+    (scored 0 with the reason) and its job re-queued, so the rows' other components still count.
+    """
+
+    def __init__(
+        self, pool: RewardPool, row_routes: list[str], records: Sequence[Record], completions: Sequence[str]
+    ) -> None:
+        self.pool = pool
+        self.timeout_s = pool.limits.timeout_s
+        self.names_of = {k: spec.names for k, (_, spec) in pool.routes.items()}
         # a component a task does not implement stays None even when a crash lost the whole job
-        absent_of = {
+        self.absent_of = {
             k: {n: None for n in COMPONENTS if n not in applicable_components(task)}
-            for k, (task, _) in self.routes.items()
+            for k, (task, _) in pool.routes.items()
         }
-        todo = [_Item(i, row_routes[i], records[i], completions[i], {}, []) for i in range(len(records))][::-1]
-        results: list[Breakdown | None] = [None] * len(records)
-        busy: dict[Connection, tuple[_Worker, list[_Item]]] = {}
-        job_size = max(1, min(self.max_job_size, -(-len(records) // self.limits.workers)))
+        n = len(records)
+        self.todo = [_Item(i, row_routes[i], records[i], completions[i], {}, []) for i in range(n)][::-1]
+        self.results: list[Breakdown | None] = [None] * n
+        self.busy: dict[Connection, tuple[_Worker, list[_Item]]] = {}
+        self.job_size = max(1, min(pool.max_job_size, -(-n // pool.limits.workers)))
 
-        def start(worker: _Worker, job: list[_Item]) -> None:
-            payload = [(it.route, it.record, it.completion, tuple(it.skip)) for it in job]
-            try:
-                worker.conn.send(payload)
-            except (OSError, BrokenPipeError):  # died while idle: replace it
-                worker.kill()
-                worker = self._spawn()
-                worker.conn.send(payload)
-            busy[worker.conn] = (worker, job)
-
-        def finish(item: _Item, scored: list[tuple[str, float, str | None]]) -> None:
-            names, absent, spec = names_of[item.route], absent_of[item.route], self.routes[item.route][1]
-            components, errors = {}, {}
-            for name, value, error in scored:
-                components[name] = value
-                if error:
-                    errors[name] = error
-            for index, why in item.skip.items():
-                errors[names[index]] = why
-            results[item.index] = Breakdown(
-                reward=combine(spec, components),
-                components={n: components.get(n, absent.get(n, 0.0)) for n in names},
-                errors=errors,
-                timeouts=item.timeouts,
-            )
-
-        def fail(worker: _Worker, job: list[_Item], why: str, timed_out: bool) -> None:
-            """Kill the worker; mark the running component; re-queue the job (its results are lost)."""
-            where = worker.running()
-            worker.kill()
-            self._idle.append(self._spawn())
-            if where is not None and where[0] < len(job) and where[1] < len(names_of[job[where[0]].route]):
-                item = job[where[0]]
-                item.skip[where[1]] = why
-                if timed_out:
-                    item.timeouts.append(names_of[item.route][where[1]])
-                todo.extend(reversed(job))
-                return
-            # Died outside any component (e.g. sending results): retry once, then give up on the job.
-            for item in job:
-                item.unexplained_crashes += 1
-                if item.unexplained_crashes >= 2:
-                    item.skip = {i: why for i in range(len(names_of[item.route]))}
-                    finish(item, [])
-                else:
-                    todo.append(item)
-
+    def run(self) -> list[Breakdown]:
         try:
-            while todo or busy:
-                while todo and self._idle:
-                    job = [todo.pop() for _ in range(min(job_size, len(todo)))]
-                    start(self._idle.pop(), job)
-                now = time.monotonic()
-                deadlines = [w.running() for w, _ in busy.values()]
-                wait_s = min((r[2] + self.limits.timeout_s - now for r in deadlines if r), default=0.05)
-                for conn in wait(list(busy), timeout=max(0.0, min(wait_s, 0.05))):
-                    worker, job = busy.pop(conn)  # type: ignore[index]
-                    try:
-                        scored_job = conn.recv()
-                    except (EOFError, OSError):
-                        self.crashes += 1
-                        fail(worker, job, "worker process died (out of memory or a crash in native code)", False)
-                        continue
-                    for item, scored in zip(job, scored_job):
-                        finish(item, scored)
-                    self._idle.append(worker)
-                now = time.monotonic()
-                for conn, (worker, job) in list(busy.items()):
-                    where = worker.running()
-                    if where is not None and now - where[2] > self.limits.timeout_s:
-                        del busy[conn]
-                        self.timeouts += 1
-                        fail(worker, job, f"timeout: took over {self.limits.timeout_s:g} s", True)
+            while self.todo or self.busy:
+                self._dispatch()
+                self._collect()
+                self._expire_overdue()
         finally:  # interrupted (Ctrl-C) or failed: never leave a busy worker spinning as an orphan
-            for worker, _ in busy.values():
+            for worker, _ in self.busy.values():
                 worker.kill()
-        return [r for r in results if r is not None]
+        return [r for r in self.results if r is not None]
+
+    def _dispatch(self) -> None:
+        """Hand a job of up to ``job_size`` rows to every idle worker while rows remain."""
+        idle = self.pool._idle
+        while self.todo and idle:
+            job = [self.todo.pop() for _ in range(min(self.job_size, len(self.todo)))]
+            self._start(idle.pop(), job)
+
+    def _start(self, worker: _Worker, job: list[_Item]) -> None:
+        payload = [(it.route, it.record, it.completion, tuple(it.skip)) for it in job]
+        try:
+            worker.conn.send(payload)
+        except (OSError, BrokenPipeError):  # died while idle: replace it
+            worker.kill()
+            worker = self.pool._spawn()
+            worker.conn.send(payload)
+        self.busy[worker.conn] = (worker, job)
+
+    def _wait_s(self) -> float:
+        """How long to wait for results: until the earliest component deadline, at most 50 ms."""
+        now = time.monotonic()
+        running = [w.running() for w, _ in self.busy.values()]
+        wait_s = min((r[2] + self.timeout_s - now for r in running if r), default=0.05)
+        return max(0.0, min(wait_s, 0.05))
+
+    def _collect(self) -> None:
+        """Take the results of every job that came back; a worker whose pipe broke died mid-job."""
+        for conn in wait(list(self.busy), timeout=self._wait_s()):
+            worker, job = self.busy.pop(conn)  # type: ignore[index]
+            try:
+                scored_job = conn.recv()
+            except (EOFError, OSError):
+                self.pool.crashes += 1
+                self._fail(worker, job, _DIED, timed_out=False)
+                continue
+            for item, scored in zip(job, scored_job):
+                self._finish(item, scored)
+            self.pool._idle.append(worker)
+
+    def _expire_overdue(self) -> None:
+        """Kill every worker whose running component has overrun the time-out."""
+        now = time.monotonic()
+        for conn, (worker, job) in list(self.busy.items()):
+            where = worker.running()
+            if where is not None and now - where[2] > self.timeout_s:
+                del self.busy[conn]
+                self.pool.timeouts += 1
+                self._fail(worker, job, f"timeout: took over {self.timeout_s:g} s", timed_out=True)
+
+    def _fail(self, worker: _Worker, job: list[_Item], why: str, *, timed_out: bool) -> None:
+        """Kill the worker; mark the running component; re-queue the job (its results are lost)."""
+        where = worker.running()
+        worker.kill()
+        self.pool._idle.append(self.pool._spawn())
+        if where is not None and where[0] < len(job) and where[1] < len(self.names_of[job[where[0]].route]):
+            item = job[where[0]]
+            item.skip[where[1]] = why
+            if timed_out:
+                item.timeouts.append(self.names_of[item.route][where[1]])
+            self.todo.extend(reversed(job))
+            return
+        self._retry_or_give_up(job, why)
+
+    def _retry_or_give_up(self, job: list[_Item], why: str) -> None:
+        # Died outside any component (e.g. sending results): retry once, then give up on the job.
+        for item in job:
+            item.unexplained_crashes += 1
+            if item.unexplained_crashes >= 2:
+                item.skip = {i: why for i in range(len(self.names_of[item.route]))}
+                self._finish(item, [])
+            else:
+                self.todo.append(item)
+
+    def _finish(self, item: _Item, scored: list[tuple[str, float, str | None]]) -> None:
+        """Assemble the row's breakdown from its scored components and the ones skipped (with why)."""
+        names, absent, spec = self.names_of[item.route], self.absent_of[item.route], self.pool.routes[item.route][1]
+        components, errors = {}, {}
+        for name, value, error in scored:
+            components[name] = value
+            if error:
+                errors[name] = error
+        for index, why in item.skip.items():
+            errors[names[index]] = why
+        self.results[item.index] = Breakdown(
+            reward=combine(spec, components),
+            components={n: components.get(n, absent.get(n, 0.0)) for n in names},
+            errors=errors,
+            timeouts=item.timeouts,
+        )
 
 
 # -- any per-item function, bounded -------------------------------------------------------------

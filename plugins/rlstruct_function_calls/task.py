@@ -27,12 +27,11 @@ import json
 from collections import Counter
 from typing import Any, Mapping
 
-from rlstruct import Parsed, Prompt, RecordError, Task
-from rlstruct import safe_json_loads
+from rlstruct import Parsed, Prompt, RecordError, Task, safe_json_loads
 
 from .arg_validation import call_format_score
-from .bfcl import from_bfcl, is_bfcl_row
 from .ast_match import best_assignment_total, call_pair_score
+from .bfcl import from_bfcl, is_bfcl_row
 from .calls import Call, ParsedCalls, as_call, call_key, parse_calls
 from .calls_schema import calls_error_type, calls_schema
 from .synthetic import generate

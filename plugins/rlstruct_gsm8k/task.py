@@ -17,8 +17,8 @@ import re
 from fractions import Fraction
 from typing import Any, Mapping
 
-from rlstruct.error_types import first_failing_component, json_with_extra_text
 from rlstruct import UnsafeInput, parse_json_completion
+from rlstruct.error_types import first_failing_component, json_with_extra_text
 from rlstruct.task import Parsed, Record, RecordError, Task
 
 from .numbers import (

@@ -6,13 +6,13 @@ import hashlib
 from typing import Any, Mapping
 
 from lxml import etree
-from rlstruct import Parsed, Prompt, Record, RecordError, Task
-from rlstruct import MAX_COMPLETION_CHARS
+
+from rlstruct import MAX_COMPLETION_CHARS, Parsed, Prompt, Record, RecordError, Task
+from rlstruct.xml_safety import UnsafeXml, parse_untrusted, strip_xml_fence
 
 from .checks import validity_score
-from .error_classes import xml_error_type
 from .credit import ReferenceProfile, content_items, format_score, multiset_f1, profile
-from rlstruct.xml_safety import UnsafeXml, parse_untrusted, strip_xml_fence
+from .error_classes import xml_error_type
 from .schemas import BUILTIN_SCHEMAS, BoundedCache, SchemaError, compile_schema, resolve_xsd
 from .synthetic import generate
 

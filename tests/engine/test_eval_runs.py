@@ -282,8 +282,8 @@ def test_constrained_without_the_extra_is_one_line_naming_it(tmp_path, monkeypat
 
 # -- weight-0 components ------------------------------------------------------------------------------------
 def test_weight_0_component_is_scored_and_reported_but_not_rewarded():
-    from rlstruct.engine.metrics import summarise_breakdowns
     from rlstruct.engine.evaluate import aggregate
+    from rlstruct.engine.metrics import summarise_breakdowns
     from rlstruct.plugins import PluginManager
     from rlstruct.reward import RewardSpec
     from rlstruct.sandbox import RewardPool, SandboxLimits

@@ -12,7 +12,14 @@ from rlstruct.engine.loss import group_advantages, policy_loss
 from rlstruct.engine.model import load_tokenizer
 from rlstruct.engine.rollout import generate, micro_batches, render_prompt
 
-TOOL = {"type": "function", "function": {"name": "get_weather", "description": "Weather", "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}}
+TOOL = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "description": "Weather",
+        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}},
+    },
+}
 
 
 def test_tools_go_into_the_templates_tools_slot_when_it_has_one(tiny_model_dir):

@@ -16,6 +16,7 @@ from ..data import DataError, load_records
 from ..errors import RlstructError, UsageError
 from ..plugins import PluginManager
 from ..sandbox import RewardPool, SandboxLimits
+from . import distributed
 
 
 def _prepare(config_path: str, overrides: list[str]):
@@ -47,6 +48,9 @@ def train_command(args: argparse.Namespace) -> int:
     # --resume DIR continues in DIR's run unless --output-dir says otherwise; the saved config says where.
     output_dir = rundir.choose_output_dir(resume, args.output_dir, cfg.run.output_dir)
     cfg.run.output_dir = str(output_dir)
+    # under torchrun every process runs this command: rank 0 alone writes files and prints (distributed.py)
+    dist = distributed.init(cfg.run.device, cfg.run.dist_timeout_s)
+    distributed.check_divisible(cfg.grpo.prompts_per_step, dist)
     try:
         if resume is not None:
             rundir.check_steps(rundir.find_checkpoint(resume), cfg.grpo.steps)
@@ -55,27 +59,31 @@ def train_command(args: argparse.Namespace) -> int:
             own = rundir.run_dir_of(resume)
             saved = (own if own is not None else resume) / "config.toml"
             for note in rundir.check_resume_config(saved, cfg, getattr(args, "allow_config_change", False)):
-                print(f"rlstruct: note: {note}", file=sys.stderr)
-        rundir.prepare_output_dir(output_dir)
-        write_resolved_config(cfg, output_dir)
+                if dist.is_main:
+                    print(f"rlstruct: note: {note}", file=sys.stderr)
+        distributed.barrier(dist, "checking the run directory")  # every rank read it before rank 0 writes
+        if dist.is_main:
+            rundir.prepare_output_dir(output_dir)
+            write_resolved_config(cfg, output_dir)
         last = train(cfg, task, spec, output_dir, resume_from=resume)
     except TrainingInterrupted as exc:
-        print(
-            f"rlstruct: {exc}; continue with: rlstruct train {output_dir / 'config.toml'} --resume {output_dir}",
-            file=sys.stderr,
-        )
+        if dist.is_main:
+            print(
+                f"rlstruct: {exc}; continue with: rlstruct train {output_dir / 'config.toml'} --resume {output_dir}",
+                file=sys.stderr,
+            )
         return 130
     except RlstructError:  # one line and its exit status from rlstruct.cli.main (some are OSErrors too)
         raise
     except OSError as exc:  # e.g. the disk filled up while writing metrics
         print(f"rlstruct: error: {exc.filename or output_dir}: {exc.strerror or exc}", file=sys.stderr)
         return 1
-    if last:
+    if dist.is_main and last:
         print(
             f"trained {cfg.grpo.steps} steps: reward {last['reward_mean']:.3f}, "
             f"structure {last['reward/structure']:.3f}; model in {output_dir / 'final'}"
         )
-    else:
+    elif dist.is_main:
         print(f"nothing to train: the run is already at step {cfg.grpo.steps}; model in {output_dir / 'final'}")
     if cfg.run.eval_at_end:
         try:
@@ -87,8 +95,9 @@ def train_command(args: argparse.Namespace) -> int:
         except PromptTooLong as exc:
             print(f"rlstruct: error: evaluation after training: {exc}", file=sys.stderr)
             return 1
-        (output_dir / "eval.json").write_text(json.dumps(summary, indent=2))
-        _print_table(summary)
+        if dist.is_main:
+            (output_dir / "eval.json").write_text(json.dumps(summary, indent=2))
+            _print_table(summary)
     return 0
 
 
@@ -97,8 +106,10 @@ def sft_command(args: argparse.Namespace) -> int:
 
     cfg, task, _ = _prepare(args.config, list(args.overrides))
     out = Path(args.output_dir or f"{cfg.run.output_dir}-sft")
+    dist = distributed.init(cfg.run.device, cfg.run.dist_timeout_s)  # under torchrun: data parallel (sft.py)
     result = sft(cfg, task, out)
-    print(f"sft: {result['steps']} steps on {result['examples']} examples, loss {result['loss_first']:.3f} -> {result['loss_last']:.3f}; model in {out}")
+    if dist.is_main:
+        print(f"sft: {result['steps']} steps on {result['examples']} examples, loss {result['loss_first']:.3f} -> {result['loss_last']:.3f}; model in {out}")
     return 0
 
 
@@ -115,6 +126,7 @@ def _evaluate_dir(model_path: str, cfg: Config, task, spec, device: str | None =
     ``new_tokens_key`` name the settings the calling command accepts, for the too-long-prompt error.
     """
     from ..data_skip import SkippedRecords
+    from .distributed_eval import evaluate_on_ranks
     from .eval_run import EvalRunDir, plugin_versions, records_sha256, versions
     from .evaluate import eval_protocol, evaluate
     from .model import load_for_inference, pick_device
@@ -149,7 +161,8 @@ def _evaluate_dir(model_path: str, cfg: Config, task, spec, device: str | None =
                             "timeout_s": cfg.reward.timeout_s, "memory_mb": cfg.reward.memory_mb},
         "versions": versions(plugin_versions(plugin_manager or PluginManager())),
     }
-    limits = SandboxLimits(cfg.reward.timeout_s, cfg.reward.memory_mb, cfg.reward.workers)
+    dist = distributed.current()  # under torchrun the batches are shared out (distributed_eval.py)
+    limits = SandboxLimits(cfg.reward.timeout_s, cfg.reward.memory_mb, distributed.workers_per_rank(cfg.reward.workers, dist))
     run_dir = None
     with RewardPool(task, spec, limits) as pool:
         model, tokenizer = load_for_inference(model_path, pick_device(device or cfg.run.device), cfg.model.dtype)
@@ -162,17 +175,18 @@ def _evaluate_dir(model_path: str, cfg: Config, task, spec, device: str | None =
         )
         metadata["protocol"] = {**protocol, "split": split}
         done, done_seconds = [], {}
-        if out_dir is not None:
+        if out_dir is not None and dist.is_main:
             run_dir = EvalRunDir(out_dir, metadata)
             done, done_seconds = run_dir.open(len(records), cfg.eval.batch_size, group)
-        summary, rows = evaluate(
-            model, tokenizer, task, spec, records, pool,
+        summary, rows = evaluate_on_ranks(
+            dist, evaluate, records, model=model, tokenizer=tokenizer, task=task, spec=spec, pool=pool,
+            names=spec.names, group=group,
             greedy=greedy, temperature=cfg.eval.temperature, samples_per_prompt=cfg.eval.samples_per_prompt,
             max_new_tokens=cfg.eval.max_new_tokens, max_prompt_tokens=budget, batch_size=cfg.eval.batch_size,
             seed=cfg.run.seed, progress=progress, constrained=constrained, done_rows=done, done_seconds=done_seconds,
             on_batch=run_dir.append if run_dir is not None else None,
         )
-    if rows_path is not None:  # every completion with its breakdown, for looking at failures
+    if rows_path is not None and dist.is_main:  # every completion with its breakdown, for looking at failures
         with open(rows_path, "w", encoding="utf-8") as fh:
             for row in rows:
                 fh.write(json.dumps(row, ensure_ascii=False) + "\n")
@@ -204,7 +218,7 @@ def _evaluate_tasks(model_path: str, cfg: Config, tasks, *, rows_path: Path | No
             )
             if part is not None:
                 parts.append(part)
-        if rows_path is not None:
+        if rows_path is not None and distributed.current().is_main:  # rank 0 wrote the parts
             with open(rows_path, "w", encoding="utf-8") as fh:
                 for part in parts:
                     fh.write(part.read_text(encoding="utf-8"))
@@ -284,6 +298,7 @@ def eval_command(args: argparse.Namespace) -> int:
     if getattr(args, "max_prompt_tokens", None) is not None:
         cfg.grpo.max_prompt_tokens = args.max_prompt_tokens
     out_dir = Path(args.out) if getattr(args, "out", None) else None
+    dist = distributed.init(args.device, cfg.run.dist_timeout_s)  # under torchrun: the batches are shared out
     if len(targets) > 1 and args.source:
         print("rlstruct: error: --source names one task's data; with a mixture config give --task too", file=sys.stderr)
         return 1
@@ -300,6 +315,8 @@ def eval_command(args: argparse.Namespace) -> int:
         (target,) = targets
         summary = _evaluate_dir(args.model, dataclasses.replace(cfg, task=target.settings), target.task,
                                 target.spec, **common)
+    if not dist.is_main:  # rank 0 prints the result
+        return 0
     if args.json:
         print(json.dumps(summary))
     else:

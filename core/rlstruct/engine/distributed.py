@@ -33,6 +33,7 @@ A collective that fails (another rank died, or did not answer within ``run.dist_
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import datetime
 import os
@@ -86,6 +87,8 @@ class Dist:
 SINGLE = Dist()
 """A run without torchrun: one process, no collectives."""
 
+_timeout_s = DEFAULT_TIMEOUT_S  # the bound the process group was created with (reported by current())
+
 
 class RankLost(RunError):
     """A collective failed: another process of the run exited or stopped answering."""
@@ -108,7 +111,9 @@ def init(device_name: str = "auto", timeout_s: float = DEFAULT_TIMEOUT_S) -> Dis
 
     On CUDA each process takes GPU ``LOCAL_RANK`` (so ``run.device = "cuda"`` means this process's GPU).
     ``timeout_s`` bounds every collective: a rank that hangs makes the others fail after that long.
+    The group is left when the process exits (or at :func:`teardown`).
     """
+    global _timeout_s
     import torch.distributed as tdist
 
     if tdist.is_available() and tdist.is_initialized():
@@ -126,26 +131,25 @@ def init(device_name: str = "auto", timeout_s: float = DEFAULT_TIMEOUT_S) -> Dis
             f"rank {os.environ.get('RANK', '?')}: could not join the process group at "
             f"{os.environ.get('MASTER_ADDR', '?')}:{os.environ.get('MASTER_PORT', '?')} ({_first_line(exc)})"
         ) from None
-    return current(timeout_s)
+    _timeout_s = timeout_s
+    atexit.register(teardown)
+    return current()
 
 
-def current(timeout_s: float | None = None) -> Dist:
+def current() -> Dist:
     """The process group this process belongs to, or :data:`SINGLE` when there is none."""
     import torch.distributed as tdist
 
     if not (tdist.is_available() and tdist.is_initialized()):
         return SINGLE
     world = tdist.get_world_size()
-    if timeout_s is None:
-        timeout_s = float(os.environ.get("RLSTRUCT_DIST_TIMEOUT_S", DEFAULT_TIMEOUT_S))
-    os.environ["RLSTRUCT_DIST_TIMEOUT_S"] = str(timeout_s)  # later current() calls report the same bound
     return Dist(
         rank=tdist.get_rank(),
         world_size=world,
         local_rank=int(os.environ.get("LOCAL_RANK", "0")),
         local_world_size=int(os.environ.get("LOCAL_WORLD_SIZE", str(world))),
         backend=str(tdist.get_backend()),
-        timeout_s=timeout_s,
+        timeout_s=_timeout_s,
     )
 
 
@@ -261,7 +265,7 @@ def barrier(dist: Dist, what: str = "waiting for every rank") -> None:
         if dist.backend == "gloo":
             tdist.monitored_barrier(timeout=datetime.timedelta(seconds=dist.timeout_s), wait_all_ranks=True)
         else:
-            tdist.barrier()
+            tdist.barrier(device_ids=[torch.cuda.current_device()])
 
 
 # -- splitting a step ---------------------------------------------------------------------------------------
@@ -373,9 +377,11 @@ def sum_stats(dist: Dist, sums: dict[str, float]) -> dict[str, float]:
     return {**sums, **dict(zip(keys, all_sum(dist, [sums[k] for k in keys], "summing the update statistics")))}
 
 
-def finish_line(dist: Dist, line: dict[str, Any], completion_tokens: int) -> dict[str, Any]:
-    """A step's metrics line as the whole run saw it: ``world_size``, the slowest rank's timings and memory,
-    and ``tokens_per_s`` as all ranks' completion tokens over the slowest rank's step time."""
+def finish_line(dist: Dist, line: dict[str, Any], completion_tokens: int, completions: int) -> dict[str, Any]:
+    """A step's metrics line as the whole run saw it: ``completions`` (all ranks' rows, P × G), ``world_size``,
+    the slowest rank's timings and memory, and ``tokens_per_s`` as all ranks' completion tokens over the
+    slowest rank's step time."""
+    line["completions"] = completions
     line["world_size"] = dist.world_size
     if not dist.enabled:
         return line
@@ -414,29 +420,28 @@ def sync_gradients(dist: Dist, params: Sequence[Tensor]) -> None:
     from torch._utils import _flatten_dense_tensors, _unflatten_dense_tensors
 
     has = all_max(dist, [0.0 if p.grad is None else 1.0 for p in params], "agreeing which parameters have gradients")
-    live = []
+    grads = []
     for p, flag in zip(params, has):
         if flag and p.grad is None:
             p.grad = torch.zeros_like(p)
         if flag:
-            live.append(p)
-    # buckets of same-dtype gradients: a few large all-reduces instead of one per tensor
-    bucket: list[Tensor] = []
+            grads.append(p.grad)
+    # buckets of gradients of one dtype and device: a few large all-reduces instead of one per tensor
+    buckets: list[list[Tensor]] = []
     size = 0
-    for p in live + [None]:  # type: ignore[list-item]
-        if p is not None and (not bucket or (p.grad.dtype == bucket[0].dtype and size < _BUCKET_BYTES)):
-            bucket.append(p.grad)
-            size += p.grad.numel() * p.grad.element_size()
-            continue
-        if bucket:
-            flat = _flatten_dense_tensors(bucket)
-            if flat.device != dist.device:
-                flat = flat.to(dist.device)
-            with _collective(dist, "summing gradients"):
-                tdist.all_reduce(flat, op=tdist.ReduceOp.SUM)
-            for grad, synced in zip(bucket, _unflatten_dense_tensors(flat.to(bucket[0].device), bucket)):
-                grad.copy_(synced)
-        bucket, size = ([p.grad], p.grad.numel() * p.grad.element_size()) if p is not None else ([], 0)
+    for grad in grads:
+        if buckets and (grad.dtype, grad.device) == (buckets[-1][0].dtype, buckets[-1][0].device) and size < _BUCKET_BYTES:
+            buckets[-1].append(grad)
+        else:
+            buckets.append([grad])
+            size = 0
+        size += grad.numel() * grad.element_size()
+    for bucket in buckets:
+        flat = _flatten_dense_tensors(bucket).to(dist.device)
+        with _collective(dist, "summing gradients"):
+            tdist.all_reduce(flat, op=tdist.ReduceOp.SUM)
+        for grad, synced in zip(bucket, _unflatten_dense_tensors(flat.to(bucket[0].device), bucket)):
+            grad.copy_(synced)
 
 
 def norm_value(norm: Tensor) -> float:
@@ -491,6 +496,7 @@ def shard_models(dist: Dist, model: nn.Module, ref_model: nn.Module | None, fsdp
         if dtype != torch.float32:
             policy = MixedPrecisionPolicy(param_dtype=dtype, reduce_dtype=torch.float32)
             module.float()
+            module._rlstruct_compute_dtype = dtype  # the float32 shards hide it from a look at the parameters
         layers = _layer_modules(module)
         if not layers:
             raise RunError(
@@ -502,6 +508,7 @@ def shard_models(dist: Dist, model: nn.Module, ref_model: nn.Module | None, fsdp
         fully_shard(module, mp_policy=policy)
         for unit in _fsdp_modules(module):
             unit.set_gradient_divide_factor(1.0)  # a sum: every rank's loss is its share of the global loss
+            unit.set_force_sum_reduction_for_comms(True)  # a plain SUM (gloo has no pre-multiplied sum)
         # The root must be initialised first: the fast generation path and the trunk/head split call
         # sub-modules directly, and FSDP would otherwise take the first block that runs for the root.
         state = module._get_fsdp_state()  # type: ignore[operator]
@@ -509,6 +516,11 @@ def shard_models(dist: Dist, model: nn.Module, ref_model: nn.Module | None, fsdp
         return module
 
     return shard(model), (shard(ref_model) if ref_model is not None else None)
+
+
+def computes_in_low_precision(model: nn.Module) -> bool:
+    """Whether an FSDP model computes in bfloat16 / float16 over float32 shards (its parameters say float32)."""
+    return getattr(model, "_rlstruct_compute_dtype", torch.float32) != torch.float32
 
 
 class _RootForward(nn.Module):
@@ -533,19 +545,21 @@ def logprob_module(model: nn.Module) -> nn.Module:
 def full_weights(*models: nn.Module | None) -> Iterator[None]:
     """Under FSDP: every rank holds the whole (gathered) weights while inside, for generation and the
     no-gradient passes, so each rank may run as many forwards as it needs. Otherwise nothing."""
-    units = [u for m in models if m is not None and is_fsdp(m) for u in _fsdp_modules(m)]
+    roots = [m for m in models if m is not None and is_fsdp(m)]
+    units = [u for m in roots for u in _fsdp_modules(m)]
     if not units:
         yield
         return
     for unit in units:
-        unit.set_reshard_after_forward(False, recurse=False)
+        unit.set_reshard_after_forward(False, recurse=False)  # keep them gathered across forwards
         unit.unshard()
     try:
         yield
     finally:
         for unit in units:
             unit.reshard()
-            unit.set_reshard_after_forward(True, recurse=False)
+            if not any(unit is root for root in roots):  # FSDP never reshards a root after its forward
+                unit.set_reshard_after_forward(True, recurse=False)
 
 
 def lockstep(dist: Dist, batches: Sequence["MicroBatch"], model: nn.Module) -> Iterator[tuple[int, "MicroBatch", bool]]:
@@ -577,6 +591,12 @@ def gathered_state(model: nn.Module, optimizer: torch.optim.Optimizer | None = N
 
     options = StateDictOptions(full_state_dict=True, cpu_offload=True)
     model_state = get_model_state_dict(model, options=options)
+    # a tied parameter (an input embedding shared with the head) comes back once per name, as separate copies;
+    # keep its first name, as save_pretrained does for the model's own tied weights
+    first: dict[int, str] = {}
+    for name, param in model.named_parameters(remove_duplicate=False):
+        if first.setdefault(id(param), name) != name:
+            model_state.pop(name, None)
     optim_state = get_optimizer_state_dict(model, optimizer, options=options) if optimizer is not None else None
     return model_state, optim_state
 
@@ -613,23 +633,25 @@ def load_model_weights(model: nn.Module, found: Path, lora: bool) -> None:
     if not is_fsdp(model):
         return ckpt.load_model_weights(model, found, lora)
     from safetensors.torch import load_file
-    from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict, set_model_state_dict
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, set_model_state_dict
 
     if lora:  # the adapter file names tensors without the adapter's name; the model's names carry it
-        full = get_model_state_dict(model, options=StateDictOptions(full_state_dict=True))
         saved = load_file(found / "adapter_model.safetensors")
         adapter = getattr(model, "active_adapter", "default")
-        by_saved_name = {name.replace(f".{adapter}.", "."): name for name in full}
+        by_saved_name = {name.replace(f".{adapter}.", "."): name for name, _ in model.named_parameters()}
         missing = [k for k in saved if k not in by_saved_name]
         if missing:
             raise KeyError(f"adapter tensor {missing[0]} has no place in the model")
-        for key, value in saved.items():
-            full[by_saved_name[key]] = value
-    else:
-        from transformers import AutoModelForCausalLM
+        adapter_state = {by_saved_name[k]: v for k, v in saved.items()}  # every rank has it: a small file
+        set_model_state_dict(model, adapter_state, options=StateDictOptions(full_state_dict=True, strict=False))
+        return
+    from transformers import AutoModelForCausalLM
 
+    # rank 0 reads the weights and sends each tensor's shards out: one full copy in memory per run, not per rank
+    full = {}
+    if current().is_main:
         full = AutoModelForCausalLM.from_pretrained(found, dtype=torch.float32).state_dict()
-    set_model_state_dict(model, full, options=StateDictOptions(full_state_dict=True))
+    set_model_state_dict(model, full, options=StateDictOptions(full_state_dict=True, broadcast_from_rank0=True))
 
 
 def load_optimizer_state(model: nn.Module, optimizer: torch.optim.Optimizer, saved: dict[str, Any]) -> None:

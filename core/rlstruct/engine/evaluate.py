@@ -168,6 +168,7 @@ def evaluate(
     done_rows: Sequence[Row] = (),
     done_seconds: Mapping[int, float] | None = None,
     on_batch: Callable[[list[Row], int, float], Any] | None = None,
+    batches: Iterable[int] | None = None,
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """Return (summary, per-completion rows). Greedy decoding uses one completion per record.
 
@@ -176,6 +177,8 @@ def evaluate(
     :mod:`.constrained`). ``done_rows`` / ``done_seconds``: rows of complete batches from an interrupted
     run and their generation seconds by batch start; those batches are not generated again.
     ``on_batch(rows, start, seconds)`` receives each new batch as soon as it is scored (to write it out).
+    ``batches``: the starts of the batches to run (default every one): a process of an evaluation under
+    torchrun runs its share (the summary then covers those rows only; see distributed_eval.py).
     Rows hold no timing, so the same protocol always gives the same rows, byte for byte.
     """
     group = 1 if greedy else samples_per_prompt
@@ -184,12 +187,13 @@ def evaluate(
     prompts = [render_prompt(tokenizer, task.build_prompt(r)) for r in records]
     check_prompt_budget(tokenizer, prompts, budget)
     done_starts = {int(r["batch"]) for r in done_rows}
+    wanted = set(batches) if batches is not None else set()
     seconds = dict(done_seconds or {})
     rows: list[Row] = list(done_rows)
     if progress is not None and rows:
         progress(len(rows))
     for start in batch_starts(len(records), batch_size):
-        if start in done_starts:
+        if start in done_starts or (batches is not None and start not in wanted):
             continue
         chunk = list(records[start : start + batch_size])
         torch.manual_seed(batch_seed(seed, start))

@@ -183,7 +183,7 @@ class GroupCache:
         top = torch.maximum(p_max, o_max)
         p_w, o_w = torch.exp(p_max - top), torch.exp(o_max - top)
         out = (p_out * p_w + o_out * o_w) / (p_sum * p_w + o_sum * o_w)
-        return out.to(q.dtype).view(n, heads, 1, dim)
+        return out.to(q.dtype).reshape(n, heads, 1, dim)  # one prompt: per_row() leaves it non-contiguous
 
 
 def _decode(

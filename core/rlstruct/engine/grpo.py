@@ -9,6 +9,9 @@ Each step:
   6. num_iterations optimiser updates over the batch, in micro-batches with gradient accumulation
   7. metrics line, samples, checkpoint
 
+Under torchrun each process runs this loop on its own block of the step's groups; distributed.py holds what the
+processes share (loss normalisers, gradients, the step's rows for the metrics) and docs/distributed.md explains it.
+
 The trainer never imports a plugin: it gets a Task and a RewardSpec from the plugin manager, or for a
 mixture of tasks the tasks bound by rlstruct.mixture.bind_tasks (engine/task_batches.py draws each
 step's prompts from them, moves curricula and reports per-task figures).
@@ -294,7 +297,8 @@ def _train_step(run: Run, state: TrainState) -> dict[str, Any]:
     generator = make_generator(g.generation, model, tokenizer, threads=g.decode_threads)
     # With several updates per batch the old policy's log-probs are needed; the fast sampler can record them
     # (float32, no dropout: equal to a forward pass to rounding), which saves that pass.
-    recorded_old = g.num_iterations > 1 and sampling_logprobs_are_exact(model)
+    recorded_old = (g.num_iterations > 1 and sampling_logprobs_are_exact(model)
+                    and not distributed.computes_in_low_precision(model))
     with distributed.full_weights(model):  # FSDP: each rank samples from the gathered weights
         rollout = generator.generate(
             batch.prompts,
@@ -361,7 +365,7 @@ def _train_step(run: Run, state: TrainState) -> dict[str, Any]:
         "fwd_bwd_s": clock.spent["fwd_bwd"],
         "optim_s": clock.spent["optim"],
     }
-    line = distributed.finish_line(run.dist, line, n_completion_tokens)  # world_size; the slowest rank's timings
+    line = distributed.finish_line(run.dist, line, n_completion_tokens, n_sequences)  # world_size; slowest rank's times
     run.writer.write(line)
     run.writer.samples(
         state.step + 1,

@@ -134,15 +134,7 @@ def policy_loss(
     Masked-out positions are replaced by 0 *before* any arithmetic, so whatever they hold (even inf/NaN) cannot
     leak into the loss or produce NaN gradients through exp().
     """
-    if loss_type not in LOSS_TYPES:
-        raise ValueError(f"unknown loss_type {loss_type!r}; expected one of {LOSS_TYPES}")
-    if ref_logp is None and beta != 0.0:
-        raise ValueError("ref_logp is required when beta != 0")
-    if logp.dim() != 2 or old_logp.shape != logp.shape or mask.shape != logp.shape:
-        raise ValueError("logp, old_logp and mask must all be [B, T]")
-    if advantages.shape != logp.shape[:1]:
-        raise ValueError(f"advantages must be [B]={tuple(logp.shape[:1])}, got {tuple(advantages.shape)}")
-
+    _check_loss_inputs(logp, old_logp, ref_logp, advantages, mask, beta=beta, loss_type=loss_type)
     keep = mask.bool()  # [B, T]
     fmask = keep.to(_at_least_float32(logp).dtype)  # [B, T] 0/1 weights
     zero = torch.zeros((), dtype=fmask.dtype, device=logp.device)
@@ -166,14 +158,46 @@ def policy_loss(
             per_token = per_token + beta * kl
 
     per_token = per_token * fmask  # [B, T]; masked positions are already finite, this zeroes them
+    loss = _aggregate(per_token, fmask, loss_type, n_sequences, n_tokens, max_completion_length)
+    stats = _loss_stats(ratio, adv, kl, keep, fmask, epsilon_low=epsilon_low, epsilon_high=epsilon_high)
+    return loss, stats
+
+
+def _check_loss_inputs(
+    logp: Tensor, old_logp: Tensor, ref_logp: Tensor | None, advantages: Tensor, mask: Tensor,
+    *, beta: float, loss_type: str,
+) -> None:
+    # Shape and option errors are programming errors of the caller: fail before any arithmetic.
+    if loss_type not in LOSS_TYPES:
+        raise ValueError(f"unknown loss_type {loss_type!r}; expected one of {LOSS_TYPES}")
+    if ref_logp is None and beta != 0.0:
+        raise ValueError("ref_logp is required when beta != 0")
+    if logp.dim() != 2 or old_logp.shape != logp.shape or mask.shape != logp.shape:
+        raise ValueError("logp, old_logp and mask must all be [B, T]")
+    if advantages.shape != logp.shape[:1]:
+        raise ValueError(f"advantages must be [B]={tuple(logp.shape[:1])}, got {tuple(advantages.shape)}")
+
+
+def _aggregate(
+    per_token: Tensor, fmask: Tensor, loss_type: str,
+    n_sequences: int | float | Tensor, n_tokens: int | float | Tensor, max_completion_length: int,
+) -> Tensor:
+    """Reduce masked per-token losses [B, T] to the scalar loss of ``loss_type`` (see :func:`policy_loss`)."""
     if loss_type == "grpo":
         seq_len = fmask.sum(dim=1).clamp(min=1.0)  # [B]; all-masked sequences contribute 0, not 0/0
-        loss = (per_token.sum(dim=1) / seq_len).sum() / _positive(n_sequences)
-    elif loss_type in ("bnpo", "dapo"):
-        loss = per_token.sum() / _positive(n_tokens)
-    else:  # dr_grpo
-        loss = per_token.sum() / (_positive(n_sequences) * _positive(max_completion_length))
+        return (per_token.sum(dim=1) / seq_len).sum() / _positive(n_sequences)
+    if loss_type in ("bnpo", "dapo"):
+        return per_token.sum() / _positive(n_tokens)
+    # dr_grpo
+    return per_token.sum() / (_positive(n_sequences) * _positive(max_completion_length))
 
+
+def _loss_stats(
+    ratio: Tensor, adv: Tensor, kl: Tensor | None, keep: Tensor, fmask: Tensor,
+    *, epsilon_low: float, epsilon_high: float,
+) -> dict[str, Tensor]:
+    """Detached diagnostics over the masked tokens: ratio [B, T], adv [B, 1], kl [B, T] or None."""
+    zero = torch.zeros((), dtype=fmask.dtype, device=ratio.device)
     with torch.no_grad():
         count = fmask.sum()
         denom = count.clamp(min=1.0)
@@ -185,10 +209,10 @@ def policy_loss(
             "clip_low_fraction": clip_low.to(fmask.dtype).sum() / denom,
             "clip_high_fraction": clip_high.to(fmask.dtype).sum() / denom,
             "ratio_mean": (ratio * fmask).sum() / denom,
-            "ratio_max": torch.where(keep, ratio, zero).max() if logp.numel() else zero.clone(),
+            "ratio_max": torch.where(keep, ratio, zero).max() if ratio.numel() else zero.clone(),
             "n_tokens": count,
         }
-    return loss, {k: v.detach() for k, v in stats.items()}
+    return {k: v.detach() for k, v in stats.items()}
 
 
 def _positive(n: int | float | Tensor) -> float | Tensor:

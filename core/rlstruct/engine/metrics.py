@@ -89,8 +89,11 @@ class MetricsWriter:
             if truncate_after == 0:
                 path.write_text("")
             elif source.exists():
-                kept = [l for l in source.read_text().splitlines() if l.strip() and json.loads(l)["step"] <= truncate_after]
-                path.write_text("".join(l + "\n" for l in kept))
+                kept = [
+                    line for line in source.read_text().splitlines()
+                    if line.strip() and json.loads(line)["step"] <= truncate_after
+                ]
+                path.write_text("".join(line + "\n" for line in kept))
             else:
                 path.write_text("")
 

@@ -12,6 +12,7 @@ import torch
 from ..config import Config
 from ..data import load_records
 from ..task import Task
+from . import distributed
 from .grpo import seed_everything
 from .model import load_policy, pick_device, quiet_transformers
 from .rollout import render_prompt
@@ -50,7 +51,15 @@ def sft(cfg: Config, task: Task | Sequence[Any], output_dir: Path, progress: boo
 
     ``task``: one task (records from ``[task]``), or the bound tasks of a mixture
     (:func:`rlstruct.mixture.bind_tasks`): each batch example then comes from a task drawn by weight.
+    Under torchrun each process trains on its block of every batch (``sft.batch_size`` divisible by the
+    number of processes), gradients are summed so a step equals the single-process step, and rank 0 saves.
     """
+    dist = distributed.init(cfg.run.device, cfg.run.dist_timeout_s)
+    if cfg.sft.batch_size % dist.world_size:
+        from ..config import ConfigError
+
+        raise ConfigError(f"sft.batch_size = {cfg.sft.batch_size} does not split between {dist.world_size} processes; "
+                          f"make it a multiple of {dist.world_size}")
     seed_everything(cfg.run.seed)
     if cfg.run.quiet or not progress:
         quiet_transformers()
@@ -82,27 +91,34 @@ def sft(cfg: Config, task: Task | Sequence[Any], output_dir: Path, progress: boo
     model.train()
     losses = []
     bar = None
-    if progress and not cfg.run.quiet:
+    if progress and not cfg.run.quiet and dist.is_main:
         from tqdm.auto import tqdm
 
         bar = tqdm(total=cfg.sft.steps, desc="sft", unit="step", dynamic_ncols=True)
     for _ in range(cfg.sft.steps):
-        batch = [draw(rng) for _ in range(cfg.sft.batch_size)]
-        ids, att, labels = _collate(batch, tokenizer.pad_token_id, device)
-        loss = model(input_ids=ids, attention_mask=att, labels=labels).loss
+        batch = [draw(rng) for _ in range(cfg.sft.batch_size)]  # the same draws on every rank
+        share = distributed.group_slice(len(batch), dist)  # this rank's block (all of it in one process)
+        ids, att, labels = _collate(batch[share], tokenizer.pad_token_id, device)
+        loss = model(input_ids=ids, attention_mask=att, labels=labels).loss  # mean over this rank's tokens
+        if dist.enabled:  # this rank's share of the whole batch's mean; the gradients are summed below
+            counted = int((labels[:, 1:] != -100).sum())
+            loss = loss * (counted / max(1.0, distributed.all_sum(dist, [counted], "counting the batch's tokens")[0]))
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        distributed.sync_gradients(dist, params)
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         optimizer.step()
         scheduler.step()
-        losses.append(float(loss.detach()))
+        losses.append(distributed.all_sum(dist, [float(loss.detach())], "summing the loss")[0])
         if bar is not None:
             bar.update(1)
             bar.set_postfix(loss=f"{losses[-1]:.3f}")
     if bar is not None:
         bar.close()
-    output_dir.mkdir(parents=True, exist_ok=True)
-    # A LoRA adapter is merged so the result is a plain model directory (a GRPO starting point).
-    (model.merge_and_unload() if cfg.model.lora else model).save_pretrained(output_dir)
-    tokenizer.save_pretrained(output_dir)
+    if dist.is_main:
+        output_dir.mkdir(parents=True, exist_ok=True)
+        # A LoRA adapter is merged so the result is a plain model directory (a GRPO starting point).
+        (model.merge_and_unload() if cfg.model.lora else model).save_pretrained(output_dir)
+        tokenizer.save_pretrained(output_dir)
+    distributed.barrier(dist, f"saving {output_dir}")
     return {"steps": cfg.sft.steps, "loss_first": losses[0], "loss_last": losses[-1], "examples": len(examples)}
