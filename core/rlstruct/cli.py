@@ -241,25 +241,25 @@ def cmd_score(args: argparse.Namespace) -> int:
 
 # -- engine commands (lazy: they import torch) -------------------------------------------------
 def cmd_train(args: argparse.Namespace) -> int:
-    from .engine.commands import train_command
+    from .cli_engine import train_command
 
     return train_command(args)
 
 
 def cmd_sft(args: argparse.Namespace) -> int:
-    from .engine.commands import sft_command
+    from .cli_engine import sft_command
 
     return sft_command(args)
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from .engine.commands import eval_command
+    from .cli_engine import eval_command
 
     return eval_command(args)
 
 
 def cmd_tiny_model(args: argparse.Namespace) -> int:
-    from .engine.commands import tiny_model_command
+    from .cli_engine import tiny_model_command
 
     return tiny_model_command(args)
 

@@ -27,8 +27,9 @@ def add_demo_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--split", default="test", choices=["test", "validation"],
                         help="held-out split evaluated (default test); tune settings with --split validation")
     parser.add_argument("--threads", type=int, default=DEFAULT_THREADS,
-                        help=f"torch intra-op threads (default {DEFAULT_THREADS}: stays fast when another process "
-                             "holds a core; 0 keeps torch's default of one per core)")
+                        help="torch intra-op threads for SFT and the GRPO update (default 0: torch's default, one per "
+                             "core); generation uses grpo.decode_threads of the task config (1). On a machine where "
+                             "another process holds a core, --threads 1 keeps every stage from waiting on it")
     parser.add_argument("--hidden", type=int, default=None, help="tiny model width (default 128; 64 with --quick)")
     parser.add_argument("--layers", type=int, default=2, help="tiny model depth (default 2)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",

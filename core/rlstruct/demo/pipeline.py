@@ -17,7 +17,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..config import Config
 from ..errors import RunError
@@ -32,6 +32,10 @@ from .report import (
     verdict,
 )
 from .threads import DEFAULT_THREADS, set_torch_threads
+
+if TYPE_CHECKING:
+    from ..reward import RewardSpec
+    from ..task import Task
 
 MARKER = "demo.json"
 """Written first into --out: the invocation and stage timings; marks the directory as the demo's own."""
@@ -136,16 +140,18 @@ def _with(cfg: Config, **changes: Any) -> Config:
     return out
 
 
-def _evaluate(model_dir: Path, cfg: Config, task, spec, greedy: bool, rows_path: Path, label: str) -> tuple[dict, list[dict]]:
+def _evaluate(model_dir: Path, cfg: Config, task, spec, greedy: bool, rows_path: Path, label: str,
+              constrained: bool = False) -> tuple[dict, list[dict]]:
     """One evaluation (``rlstruct eval --config ... [--sample] -o rows``) with a progress bar over completions."""
     from tqdm.auto import tqdm
 
-    from ..engine.commands import _evaluate_dir
+    from ..cli_engine import _evaluate_dir
 
     eval_cfg = _with(cfg, **{"eval.greedy": greedy})
     per_prompt = 1 if greedy else cfg.eval.samples_per_prompt
     with tqdm(total=cfg.task.eval_limit * per_prompt, desc=label, unit="completion", dynamic_ncols=True) as bar:
-        summary = _evaluate_dir(str(model_dir), eval_cfg, task, spec, rows_path=rows_path, progress=bar.update)
+        summary = _evaluate_dir(str(model_dir), eval_cfg, task, spec, rows_path=rows_path, progress=bar.update,
+                                constrained=constrained)
     rows = [json.loads(line) for line in rows_path.read_text(encoding="utf-8").splitlines() if line.strip()]
     return summary, rows
 
@@ -172,10 +178,8 @@ def _device_name(name: str) -> str:
 
 def run_demo(opts: DemoOptions) -> dict[str, Any]:
     """Run every stage; write the run directories, eval rows and the report into ``opts.out``; return report.json."""
-    from ..engine.commands import _prepare, tiny_model_command, train_command
-    from ..engine.grpo import write_resolved_config
+    from ..cli_engine import _prepare
     from ..engine.model import quiet_transformers
-    from ..engine.sft import sft
 
     t0 = time.perf_counter()
     quiet_transformers()  # transformers' own weight-loading bars would bury the stage bars
@@ -192,18 +196,52 @@ def run_demo(opts: DemoOptions) -> dict[str, Any]:
         "device": device, "threads": threads, "quick": opts.quick, "split": opts.split, "overrides": overrides,
     }
     (out / MARKER).write_text(json.dumps(invocation, indent=2) + "\n")
-    hidden = opts.hidden or (QUICK_HIDDEN if opts.quick else 128)
     stages = _Stages(6)
     print(f"rlstruct demo: task {opts.task}, config {config_path}, device {device}, {threads} torch thread(s), "
           f"seed {opts.seed}{', quick' if opts.quick else ''}; writing into {out}")
 
+    tiny, model_info = _tiny_model_stage(stages, opts, out)
+    sft_dir = _sft_stage(stages, cfg, task, tiny, out)
+    eval_dir = out / "eval"
+    eval_dir.mkdir()
+    evaluations: dict[str, dict[str, tuple[dict, list[dict]]]] = {}
+    protocol_note = (f"{cfg.task.eval_limit} {cfg.task.eval_split} prompts, greedy and sampled "
+                     f"(T={cfg.eval.temperature:g}, {cfg.eval.samples_per_prompt} per prompt)")
+    stages.start("evaluate SFT", protocol_note)
+    evaluations["sft"] = _evaluate_checkpoint("sft", sft_dir, cfg, task, spec, eval_dir)
+    if constrained_baseline_available(task):  # the paper's comparison row: structure by construction
+        evaluations["sft_constrained"] = _evaluate_checkpoint(
+            "sft_constrained", sft_dir, cfg, task, spec, eval_dir, constrained=True)
+    grpo_dir = _grpo_stage(stages, cfg, config_path, overrides, sft_dir, out)
+    stages.start("evaluate SFT+GRPO", protocol_note)
+    evaluations["grpo"] = _evaluate_checkpoint("grpo", grpo_dir / "final", cfg, task, spec, eval_dir)
+
+    stages.start("report")
+    report = _write_report(out, cfg, config_path, opts, device, model_info, evaluations, time.perf_counter() - t0)
+    stages.finish()
+    invocation["stage_seconds"] = stages.seconds
+    (out / MARKER).write_text(json.dumps(invocation, indent=2) + "\n")
+    return report
+
+
+def _tiny_model_stage(stages: _Stages, opts: DemoOptions, out: Path) -> tuple[Path, dict[str, Any]]:
+    """Stage 1: build the tiny model (``rlstruct tiny-model``) in OUT/tiny-model; return it and its sizes."""
+    from ..cli_engine import tiny_model_command
+
+    hidden = opts.hidden or (QUICK_HIDDEN if opts.quick else 128)
     stages.start("tiny model", f"hidden {hidden}, {opts.layers} layers, tokenizer trained on {opts.task} text")
     tiny = out / "tiny-model"
     args = argparse.Namespace(out=str(tiny), task=[opts.task], vocab_size=1024, hidden=hidden, layers=opts.layers, seed=opts.seed)
     code = tiny_model_command(args)
     if code != 0:  # it printed why
         raise StageFailed(code)
-    model_info = _model_info(tiny, hidden, opts.layers)
+    return tiny, _model_info(tiny, hidden, opts.layers)
+
+
+def _sft_stage(stages: _Stages, cfg: Config, task: Task, tiny: Path, out: Path) -> Path:
+    """Stage 2: warm-start the tiny model with SFT into OUT/sft (with its config.toml and sft.json)."""
+    from ..engine.grpo import write_resolved_config
+    from ..engine.sft import sft
 
     stages.start("SFT warm start", f"{cfg.sft.steps} steps of {cfg.sft.batch_size} reference completions")
     sft_dir = out / "sft"
@@ -212,23 +250,37 @@ def run_demo(opts: DemoOptions) -> dict[str, Any]:
     write_resolved_config(sft_cfg, sft_dir)
     (sft_dir / "sft.json").write_text(json.dumps(sft_result, indent=2) + "\n")
     print(f"sft: loss {sft_result['loss_first']:.3f} -> {sft_result['loss_last']:.3f}")
+    return sft_dir
 
-    eval_dir = out / "eval"
-    eval_dir.mkdir()
-    evaluations: dict[str, dict[str, tuple[dict, list[dict]]]] = {}
 
-    def evaluate_checkpoint(stage: str, model_dir: Path) -> None:
-        evaluations[stage] = {}
-        for decoding in DECODINGS:
-            summary, rows = _evaluate(model_dir, cfg, task, spec, decoding == "greedy",
-                                      eval_dir / f"{stage}-{decoding}.jsonl", f"eval {stage} {decoding}")
-            (eval_dir / f"{stage}-{decoding}.json").write_text(json.dumps(summary, indent=2) + "\n")
-            evaluations[stage][decoding] = (summary, rows)
+def constrained_baseline_available(task: Task) -> bool:
+    """Whether the constrained-decoding row can be measured: the grammar engine is installed (the `constrained`
+    extra) and the task states a JSON Schema for its records (``Task.json_schema``)."""
+    import importlib.util
 
-    protocol_note = (f"{cfg.task.eval_limit} {cfg.task.eval_split} prompts, greedy and sampled "
-                     f"(T={cfg.eval.temperature:g}, {cfg.eval.samples_per_prompt} per prompt)")
-    stages.start("evaluate SFT", protocol_note)
-    evaluate_checkpoint("sft", sft_dir)
+    from ..task import overrides
+
+    return importlib.util.find_spec("xgrammar") is not None and overrides(task, "json_schema")
+
+
+def _evaluate_checkpoint(
+    stage: str, model_dir: Path, cfg: Config, task: Task, spec: RewardSpec, eval_dir: Path, constrained: bool = False
+) -> dict[str, tuple[dict, list[dict]]]:
+    """Evaluate ``model_dir`` with every decoding; write EVAL/STAGE-DECODING.json(l); return {decoding: (summary, rows)}."""
+    evaluations: dict[str, tuple[dict, list[dict]]] = {}
+    for decoding in DECODINGS:
+        summary, rows = _evaluate(model_dir, cfg, task, spec, decoding == "greedy",
+                                  eval_dir / f"{stage}-{decoding}.jsonl", f"eval {stage} {decoding}", constrained)
+        (eval_dir / f"{stage}-{decoding}.json").write_text(json.dumps(summary, indent=2) + "\n")
+        evaluations[decoding] = (summary, rows)
+    return evaluations
+
+
+def _grpo_stage(
+    stages: _Stages, cfg: Config, config_path: Path, overrides: list[str], sft_dir: Path, out: Path
+) -> Path:
+    """Stage 4: GRPO from the SFT model into OUT/grpo, through ``rlstruct train`` itself."""
+    from ..cli_engine import train_command
 
     stages.start("GRPO from the SFT model",
                  f"{cfg.grpo.steps} steps of {cfg.grpo.prompts_per_step} prompts x {cfg.grpo.group_size} completions")
@@ -241,16 +293,7 @@ def run_demo(opts: DemoOptions) -> dict[str, Any]:
     code = train_command(train_args)
     if code != 0:  # train printed why (and, after Ctrl-C, how to resume the GRPO run)
         raise StageFailed(code)
-
-    stages.start("evaluate SFT+GRPO", protocol_note)
-    evaluate_checkpoint("grpo", grpo_dir / "final")
-
-    stages.start("report")
-    report = _write_report(out, cfg, config_path, opts, device, model_info, evaluations, time.perf_counter() - t0)
-    stages.finish()
-    invocation["stage_seconds"] = stages.seconds
-    (out / MARKER).write_text(json.dumps(invocation, indent=2) + "\n")
-    return report
+    return grpo_dir
 
 
 def _write_report(out: Path, cfg: Config, config_path: Path, opts: DemoOptions, device: str,

@@ -14,6 +14,9 @@ METRIC_KEYS = (
 """The fields of one checkpoint's result under one decoding protocol (report.json's ``M``)."""
 
 STAGES = ("sft", "grpo")
+OPTIONAL_STAGES = ("sft_constrained",)
+"""Rows added when they could be measured: the SFT model decoded under its task's JSON Schema (the paper's
+constrained-decoding baseline; needs the `constrained` extra and a task with ``json_schema``)."""
 DECODINGS = ("sampled", "greedy")  # sampled first: it is the headline (greedy output saturates after SFT)
 
 # (report.json key, column in the paper's table, how the value is printed)
@@ -25,7 +28,7 @@ COLUMNS = (
     ("reward_mean", "reward", "mean"),
     ("completion_tokens_mean", "length (tokens)", "tokens"),
 )
-ROW_NAMES = {"sft": "SFT", "grpo": "SFT+GRPO"}
+ROW_NAMES = {"sft": "SFT", "grpo": "SFT+GRPO", "sft_constrained": "SFT + constrained decoding"}
 
 
 def checkpoint_metrics(summary: dict[str, Any], rows: Sequence[dict[str, Any]]) -> dict[str, float | None]:
@@ -57,7 +60,8 @@ def build_report(task: str, seconds: float, device: str, model: dict[str, Any], 
         "device": device,
         "model": model,
         "protocol": protocol,
-        "results": {stage: {d: results[stage][d] for d in DECODINGS} for stage in STAGES},
+        "results": {stage: {d: results[stage][d] for d in DECODINGS} for stage in (*STAGES, *OPTIONAL_STAGES)
+                    if stage in results},
     }
 
 
@@ -75,7 +79,9 @@ def table_rows(report: dict[str, Any], decoding: str) -> list[list[str]]:
     """Header and one row per checkpoint (SFT, SFT+GRPO) of the paper's table for ``decoding``."""
     header = ["", *(title for _, title, _ in COLUMNS)]
     rows = [header]
-    for stage in STAGES:
+    for stage in (*STAGES, *OPTIONAL_STAGES):
+        if stage not in report["results"]:
+            continue
         m = report["results"][stage][decoding]
         rows.append([ROW_NAMES[stage], *(_cell(m[key], kind) for key, _, kind in COLUMNS)])
     return rows

@@ -44,6 +44,8 @@ __all__ = [
 
 MAX_SCHEMA_CHARS = 200_000
 """A schema whose compact JSON is longer than this is not compiled (counted as a compile failure)."""
+MAX_WHITESPACE_RUN = 2
+"""Longest run of whitespace the grammar allows between JSON tokens (compact or one space after , and :)."""
 
 MAX_REASONS = 5
 """How many compile-failure reasons :class:`ConstrainedStats` keeps in full."""
@@ -227,9 +229,12 @@ def _compile_all(compiler, schemas: Sequence[Any], stats: ConstrainedStats) -> l
             grammar, reason = cache[text]
         else:
             try:
-                # Compact separators and no free whitespace: a weak model otherwise pads with spaces
-                # until max_new_tokens. Keys keep the schema's order (the json dump above is only a key).
-                grammar = compiler.compile_json_schema(json.dumps(schema, ensure_ascii=False), any_whitespace=False)
+                # Whitespace is the model's choice (compact "a":1 or "a": 1, as its training data had it),
+                # but bounded per run of whitespace: a weak model otherwise pads with spaces until
+                # max_new_tokens. Forcing one separator style pushed a model trained on compact JSON off its
+                # distribution at the first key. Keys keep the schema's order.
+                grammar = compiler.compile_json_schema(
+                    json.dumps(schema, ensure_ascii=False), any_whitespace=True, max_whitespace_cnt=MAX_WHITESPACE_RUN)
             except Exception as exc:  # noqa: BLE001 - xgrammar raises RuntimeError; any failure is counted
                 grammar, reason = None, _engine_message(exc)
             cache[text] = (grammar, reason)

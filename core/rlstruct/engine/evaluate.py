@@ -206,18 +206,7 @@ def evaluate(
         scored = pool.score(expanded, generated["texts"])
         types = classify_completions(task, expanded, generated["texts"], scored, generated["truncated"], pool.limits)
         seconds[start] = generated["seconds"]
-        batch_rows = []
-        for i, (text, b) in enumerate(zip(generated["texts"], scored)):
-            row: Row = {
-                "index": start + i // group, "sample": i % group, "batch": start, "task": task.name,
-                "completion": text, "truncated": bool(generated["truncated"][i]),
-                "completion_tokens": int(generated["tokens"][i]),  # EOS counted
-                **b.to_json(), "error_components": sorted(b.errors), "timeouts": list(b.timeouts),
-                "error_type": types[i],
-            }
-            if constrained:
-                row.update(generated["schema"][i // group], constrained=bool(generated["constrained"][i]))
-            batch_rows.append(row)
+        batch_rows = _batch_rows(task.name, start, group, generated, scored, types, constrained)
         if on_batch is not None:
             on_batch(batch_rows, start, generated["seconds"])
         rows.extend(batch_rows)
@@ -231,6 +220,26 @@ def evaluate(
         constrained=constrained,
     )
     return summary, rows
+
+
+def _batch_rows(
+    task_name: str, start: int, group: int, generated: dict[str, Any], scored: Sequence[Breakdown],
+    types: Sequence[str], constrained: bool,
+) -> list[Row]:
+    """One row per completion of the batch starting at record ``start`` (``group`` completions per record)."""
+    batch_rows = []
+    for i, (text, b) in enumerate(zip(generated["texts"], scored)):
+        row: Row = {
+            "index": start + i // group, "sample": i % group, "batch": start, "task": task_name,
+            "completion": text, "truncated": bool(generated["truncated"][i]),
+            "completion_tokens": int(generated["tokens"][i]),  # EOS counted
+            **b.to_json(), "error_components": sorted(b.errors), "timeouts": list(b.timeouts),
+            "error_type": types[i],
+        }
+        if constrained:
+            row.update(generated["schema"][i // group], constrained=bool(generated["constrained"][i]))
+        batch_rows.append(row)
+    return batch_rows
 
 
 def eval_protocol(

@@ -1,34 +1,7 @@
-"""A minimal TOML writer for resolved configs (nested tables of scalars, lists and tables)."""
+"""Old home of the config TOML writer; it lives in :mod:`rlstruct.config_toml` now."""
 
 from __future__ import annotations
 
-import dataclasses
-import json
-from typing import Any
+from ..config_toml import _value, dumps
 
-
-def _value(v: Any) -> str:
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, (int, float)):
-        return repr(v)
-    if isinstance(v, str):
-        return json.dumps(v)  # a JSON string is a valid TOML basic string
-    if isinstance(v, (list, tuple)):
-        return "[" + ", ".join(_value(x) for x in v) + "]"
-    if isinstance(v, dict):  # None has no TOML form: an unset key is left out, and reads back as None
-        return "{" + ", ".join(f"{json.dumps(str(k))} = {_value(x)}" for k, x in v.items() if x is not None) + "}"
-    raise TypeError(f"cannot write {type(v).__name__} to TOML")
-
-
-def dumps(cfg: Any) -> str:
-    """Serialise a config dataclass (or nested dict) so that tomllib reads it back identically."""
-    data = dataclasses.asdict(cfg) if dataclasses.is_dataclass(cfg) else cfg
-    lines: list[str] = []
-    for section, table in data.items():
-        lines.append(f"[{section}]")
-        for key, value in table.items():
-            if value is not None:  # e.g. task.difficulty unset: the default when read back
-                lines.append(f"{key} = {_value(value)}")
-        lines.append("")
-    return "\n".join(lines)
+__all__ = ["_value", "dumps"]
