@@ -31,6 +31,7 @@ import torch
 
 from ..config import Config, to_dict
 from ..errors import RunError
+from ..mixture import records_at
 from ..reward import Breakdown, RewardSpec
 from ..sandbox import RewardPool, SandboxLimits
 from ..task import Task
@@ -104,17 +105,9 @@ def step_seed(seed: int, step: int) -> int:
 
 
 def prompt_indices(n_records: int, per_step: int, step: int, seed: int) -> list[int]:
-    """The records used at ``step``: walk seeded permutations of the data, one epoch after another."""
-    out: list[int] = []
-    position = step * per_step
-    while len(out) < per_step:
-        epoch, offset = divmod(position, n_records)
-        order = list(range(n_records))
-        random.Random(f"{seed}:epoch:{epoch}").shuffle(order)
-        take = order[offset : offset + per_step - len(out)]
-        out.extend(take)
-        position += len(take)
-    return out
+    """The records used at ``step``: walk seeded permutations of the data, one epoch after another
+    (the same stream a mixture's tasks walk, :func:`rlstruct.mixture.records_at`)."""
+    return records_at(n_records, step * per_step, per_step, str(seed))
 
 
 def lr_lambda(cfg) -> Callable[[int], float]:
