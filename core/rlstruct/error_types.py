@@ -15,18 +15,23 @@ Extra reward components (``[reward.extras]``, e.g. ``length``) are shaping terms
 never decide the class. A component weighted 0 still does: it is scored like any other.
 
 The refinement runs plugin code on untrusted model output, so :func:`classify_completions` runs it in
-a forked worker bounded like reward components (:func:`rlstruct.sandbox.bounded_map`); a refinement
-that raises, hangs or returns a name outside the set keeps the default.
+a worker bounded like reward components: the reward pool's long-lived workers when it is given one
+(:meth:`rlstruct.sandbox.RewardPool.refine`; training and eval do), else a worker forked for the call
+(:func:`rlstruct.sandbox.bounded_map`). A refinement that raises, hangs or returns a name outside the
+set keeps the default.
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 from .json_safety import MAX_COMPLETION_CHARS, MAX_JSON_DEPTH, nesting_depth
 from .task import COMPONENTS, Record, Task, overrides
+
+if TYPE_CHECKING:  # sandbox imports this module (the workers refine with refine_error_type)
+    from .sandbox import RewardPool
 
 __all__ = [
     "ERROR_TYPES",
@@ -117,13 +122,19 @@ def count_error_types(types: Sequence[str | None]) -> dict[str, int]:
     return {name: count for name, count in counts.items() if count}
 
 
-def _refine(task: Task, item: tuple[Record, str, Any, str]) -> str | None:
-    record, completion, breakdown, default = item
+def refine_error_type(task: Task, record: Record, completion: str, breakdown: Any, default: str) -> str:
+    """``task.error_type(record, completion, breakdown)`` when it names a class of :data:`ERROR_TYPES`, else
+    ``default`` (also when it raises). Unbounded: callers run it in a worker (:func:`classify_completions`)."""
     try:
         refined = task.error_type(record, completion, breakdown)
     except Exception:  # noqa: BLE001 - a refinement is advice: a failing one keeps the default
         return default
     return refined if isinstance(refined, str) and refined in ERROR_TYPES else default
+
+
+def _refine(task: Task, item: tuple[Record, str, Any, str]) -> str:
+    """:func:`refine_error_type` of one ``(record, completion, breakdown, default)`` item (for ``bounded_map``)."""
+    return refine_error_type(task, *item)
 
 
 def classify_completions(
@@ -133,6 +144,9 @@ def classify_completions(
     breakdowns: Sequence[Any],
     truncated: Sequence[bool],
     limits: Any = None,
+    *,
+    pool: RewardPool | None = None,
+    route: str | None = None,
 ) -> list[str | None]:
     """One ``error_type`` per completion: the core default, refined by ``task.error_type`` when the task has it.
 
@@ -140,6 +154,12 @@ def classify_completions(
     :class:`rlstruct.sandbox.SandboxLimits` bounding each refinement call (default: 2 s, 1024 MiB, in
     one forked worker; ``workers = 0`` runs it inline, unbounded). A refinement that overruns keeps
     the default for that completion, and the others are still refined.
+
+    ``pool``: a :class:`rlstruct.sandbox.RewardPool` holding ``task`` under ``route`` (default
+    ``task.name``). The refinement then runs in the pool's long-lived workers (:meth:`RewardPool.refine`,
+    bounded by the pool's limits; ``limits`` is not used) instead of a worker forked for this call: a
+    fork after a large model is loaded copies its page tables and, while it lives, counts its memory
+    again. A pool without that route is not used. ``ValueError`` when the route holds another task.
     """
     types = [
         default_error_type(b.components, b.errors, c, bool(t))
@@ -149,6 +169,8 @@ def classify_completions(
         return types
     todo = [i for i, value in enumerate(types) if value is not None and value not in FINAL]
     if not todo:
+        return types
+    if pool is not None and _refine_in_pool(pool, task.name if route is None else route, task, records, completions, breakdowns, types, todo):
         return types
     from functools import partial
 
@@ -171,6 +193,24 @@ def classify_completions(
             # batch may be unanswered: run them again, with everything after it
             todo = todo[answered : exc.index] + todo[exc.index + 1 :]
     return types
+
+
+def _refine_in_pool(
+    pool: RewardPool, route: str, task: Task, records: Sequence[Record], completions: Sequence[str],
+    breakdowns: Sequence[Any], types: list[str | None], todo: list[int],
+) -> bool:
+    """Refine ``types[i]`` for every ``i`` in ``todo`` with ``pool.refine``; ``False`` (nothing done) when the
+    pool does not hold ``route``."""
+    held = pool.routes.get(route)
+    if held is None:
+        return False
+    if held[0] is not task:  # the worker would refine with its own task: never silently another one
+        raise ValueError(f"route {route!r} of the reward pool holds task {held[0].name!r}, not the task "
+                         f"{task.name!r} being classified; pass the route that holds it")
+    refined = pool.refine([(route, records[i], completions[i], breakdowns[i], types[i]) for i in todo])
+    for i, value in zip(todo, refined, strict=True):
+        types[i] = value
+    return True
 
 
 # --------------------------------------------------------------------------------------------

@@ -20,6 +20,10 @@ A pool can hold several tasks (a mixture, :mod:`rlstruct.mixture`): each row is 
 route, the name of its task, and scored by that task's components and reward spec only. The workers
 are forked once and hold every route.
 
+The same workers refine error types (:meth:`RewardPool.refine`, ``Task.error_type``: plugin code on
+model output too), so training and eval classify every step without forking again after the model
+is loaded.
+
 Workers die with their parent: on Linux each one asks the kernel for ``SIGKILL`` when the thread
 that forked it ends (``PR_SET_PDEATHSIG``; used when forked from the main thread, which lives as
 long as the process); otherwise a watchdog thread in the worker exits once its parent is gone. A
@@ -45,6 +49,7 @@ from multiprocessing.connection import Connection, Pipe, wait
 from multiprocessing.sharedctypes import RawArray
 from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence, TypeVar
 
+from .error_types import refine_error_type
 from .errors import UsageError
 from .reward import Breakdown, RewardSpec, combine, iter_components, score_inline
 from .task import COMPONENTS, Record, Task, applicable_components
@@ -184,6 +189,10 @@ Routes = Mapping[str, tuple[Task, RewardSpec]]
 """Route name (a task's name) -> the task and reward spec that score the rows sent along it."""
 
 
+_REFINE = "refine"
+"""Kind of a refinement job, sent as ``(_REFINE, items)``; a scoring job is a plain list of rows."""
+
+
 def _worker_main(conn: Connection, progress, routes: Routes) -> None:
     while True:
         try:
@@ -192,24 +201,44 @@ def _worker_main(conn: Connection, progress, routes: Routes) -> None:
             return
         if job is None:
             return
-        results = []
-        for pos, (route, record, completion, skip) in enumerate(job):
-            progress[_POS] = pos
-            items = []
-            task, spec = routes[route]
-            components = iter_components(task, spec, record, completion, skip=skip)
-            index = 0
-            while True:
-                progress[_START] = time.monotonic()
-                progress[_COMP] = index
-                try:
-                    items.append(next(components))
-                except StopIteration:
-                    break
-                index += 1
-            results.append(items)
-        progress[_COMP] = _IDLE
-        conn.send(results)  # one message per job, not per component
+        if isinstance(job, tuple) and job[0] == _REFINE:
+            conn.send(_refine_job(job[1], progress, routes))
+        else:
+            conn.send(_score_job(job, progress, routes))  # one message per job, not per component
+
+
+def _refine_job(items: list[tuple[str, Record, str, Breakdown, str]], progress, routes: Routes) -> list[str]:
+    """The refined error type of each ``(route, record, completion, breakdown, default)`` item."""
+    out = []
+    for pos, (route, record, completion, breakdown, default) in enumerate(items):
+        progress[_START] = time.monotonic()  # start, then position, then busy: see _POS
+        progress[_POS] = pos
+        progress[_COMP] = 0
+        out.append(refine_error_type(routes[route][0], record, completion, breakdown, default))
+    progress[_COMP] = _IDLE
+    return out
+
+
+def _score_job(job: list[tuple[str, Record, str, tuple[int, ...]]], progress, routes: Routes) -> list[list[Any]]:
+    """The scored components ``(name, value, error)`` of each ``(route, record, completion, skip)`` row."""
+    results = []
+    for pos, (route, record, completion, skip) in enumerate(job):
+        progress[_POS] = pos
+        items = []
+        task, spec = routes[route]
+        components = iter_components(task, spec, record, completion, skip=skip)
+        index = 0
+        while True:
+            progress[_START] = time.monotonic()
+            progress[_COMP] = index
+            try:
+                items.append(next(components))
+            except StopIteration:
+                break
+            index += 1
+        results.append(items)
+    progress[_COMP] = _IDLE
+    return results
 
 
 class _Worker:
@@ -340,6 +369,22 @@ class RewardPool:
             self._idle = [self._spawn() for _ in range(self.limits.workers)]
         return _ScoringCall(self, row_routes, records, completions).run()
 
+    def refine(self, items: Sequence[tuple[str, Record, str, Breakdown, str]]) -> list[str]:
+        """The error type of each ``(route, record, completion, breakdown, default)`` item, in input order:
+        ``task.error_type(record, completion, breakdown)`` of the route's task when it names a class of
+        :data:`rlstruct.error_types.ERROR_TYPES`, else ``default`` (also when it raises).
+
+        Runs in the pool's workers (inline for an inline pool), each call bounded like a reward component:
+        one that overruns ``limits.timeout_s`` or kills its worker keeps its default, the worker is replaced
+        and the other items are still refined. Not to be called while :meth:`score` runs on another thread.
+        """
+        items = list(items)
+        self._row_routes(len(items), [item[0] for item in items])  # unknown routes named before any work
+        if self._inline:
+            return [refine_error_type(self.routes[route][0], record, completion, breakdown, default)
+                    for route, record, completion, breakdown, default in items]
+        return _RefineCall(self, items).run()
+
 
 _DIED = "worker process died (out of memory or a crash in native code)"
 
@@ -469,6 +514,87 @@ class _ScoringCall:
             errors=errors,
             timeouts=item.timeouts,
         )
+
+
+_UNEXPLAINED = -1
+"""A refinement job's worker died outside any item (e.g. sending its results)."""
+
+
+class _RefineCall:
+    """One :meth:`RewardPool.refine` call: all items still to refine go to one worker as one job.
+
+    A job comes back in one message, so when an item overruns or kills the worker, the results of the
+    items before it are lost too: that item keeps its default, the worker is replaced and the job is
+    sent again without it. A worker that dies outside any item gets one retry; a second such death
+    leaves the rest at their defaults (never a loop).
+    """
+
+    def __init__(self, pool: RewardPool, items: list[tuple[str, Record, str, Breakdown, str]]) -> None:
+        self.pool = pool
+        self.items = items
+        self.results = [item[4] for item in items]  # every item keeps its default until refined
+
+    def run(self) -> list[str]:
+        todo = list(range(len(self.items)))
+        unexplained = 0
+        while todo:
+            failed_at = self._run_job(todo)
+            if failed_at is None:
+                break
+            if failed_at == _UNEXPLAINED:
+                unexplained += 1
+                if unexplained >= 2:
+                    break
+                continue
+            todo = todo[:failed_at] + todo[failed_at + 1 :]
+        return self.results
+
+    def _run_job(self, todo: list[int]) -> int | None:
+        """Refine the items ``todo`` on an idle worker (spawned if none is); ``None`` when it answered,
+        else the position in ``todo`` of the item that overran or crashed (or ``_UNEXPLAINED``)."""
+        pool = self.pool
+        worker = pool._idle.pop() if pool._idle else pool._spawn()
+        payload = (_REFINE, [self.items[i] for i in todo])
+        try:
+            worker = self._send(worker, payload)
+            answer, failed_at = self._wait(worker, len(todo))
+        except BaseException:  # interrupted (Ctrl-C) or failed: never leave a busy worker spinning
+            worker.kill()
+            raise
+        if answer is None:
+            worker.kill()
+            pool._idle.append(pool._spawn())
+            return failed_at
+        for i, value in zip(todo, answer, strict=True):
+            self.results[i] = value
+        pool._idle.append(worker)
+        return None
+
+    def _send(self, worker: _Worker, payload: tuple[str, list[Any]]) -> _Worker:
+        try:
+            worker.conn.send(payload)
+        except OSError:  # died while idle: replace it
+            worker.kill()
+            worker = self.pool._spawn()
+            worker.conn.send(payload)
+        return worker
+
+    def _wait(self, worker: _Worker, n: int) -> tuple[list[str] | None, int]:
+        """The worker's answer, or ``None`` and the position of the item that overran or crashed it."""
+        timeout_s = self.pool.limits.timeout_s
+        while True:
+            where = worker.running()
+            now = time.monotonic()
+            if where is not None and now - where[2] > timeout_s:
+                return None, where[0]
+            wait_s = 0.05 if where is None else max(0.0, min(0.05, where[2] + timeout_s - now))
+            if not worker.conn.poll(wait_s):
+                continue
+            try:
+                return worker.conn.recv(), _UNEXPLAINED
+            except (EOFError, OSError):
+                where = worker.running()  # what it was running when it died
+                return None, where[0] if where is not None and where[0] < n else _UNEXPLAINED
 
 
 # -- any per-item function, bounded -------------------------------------------------------------

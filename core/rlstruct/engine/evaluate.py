@@ -204,7 +204,8 @@ def evaluate(
         )
         expanded = [r for r in chunk for _ in range(group)]
         scored = pool.score(expanded, generated["texts"])
-        types = classify_completions(task, expanded, generated["texts"], scored, generated["truncated"], pool.limits)
+        types = classify_completions(
+            task, expanded, generated["texts"], scored, generated["truncated"], pool.limits, pool=pool)
         seconds[start] = generated["seconds"]
         batch_rows = _batch_rows(task.name, start, group, generated, scored, types, constrained)
         if on_batch is not None:

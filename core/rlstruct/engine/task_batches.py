@@ -21,13 +21,16 @@ from __future__ import annotations
 import sys
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 from ..config import Config
 from ..data import DataError, load_records
 from ..mixture import MixtureTask, TaskEntry, TaskPositions, records_at, step_counts, task_metrics
 from ..reward import Breakdown, RewardSpec
 from ..task import Record, Task
+
+if TYPE_CHECKING:
+    from ..sandbox import RewardPool
 
 Render = Callable[[Task, list[Record]], list[str]]
 """Renders records of a task into prompt texts and checks their length (the trainer's chat template)."""
@@ -201,10 +204,13 @@ class TrainingTasks:
 
     def classify(
         self, batch: StepBatch, completions: Sequence[str], breakdowns: Sequence[Breakdown],
-        truncated: Sequence[bool], limits: Any,
+        truncated: Sequence[bool], limits: Any, pool: RewardPool | None = None,
     ) -> list[str | None]:
         """The error type of every row (:func:`rlstruct.error_types.classify_completions`), each row
-        classified by its own task."""
+        classified by its own task.
+
+        ``pool``: the run's reward pool (built from :attr:`routes`); the refinement then runs in its
+        workers, each task's rows along the route of its name, instead of forking a worker per call."""
         from ..error_types import classify_completions
 
         types: list[str | None] = [None] * len(completions)
@@ -214,7 +220,7 @@ class TrainingTasks:
                 continue
             found = classify_completions(
                 t.task, [batch.records[i] for i in rows], [completions[i] for i in rows],
-                [breakdowns[i] for i in rows], [bool(truncated[i]) for i in rows], limits,
+                [breakdowns[i] for i in rows], [bool(truncated[i]) for i in rows], limits, pool=pool, route=t.name,
             )
             for i, value in zip(rows, found):
                 types[i] = value
