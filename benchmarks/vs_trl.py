@@ -62,14 +62,19 @@ class Workload:
     rlstruct_options: dict[str, Any] = field(default_factory=dict)
 
 
+# the tiny model's token steps are too short to split between threads: decode on one, as tasks/*-tiny.toml do
+TINY_DECODE = {"grpo.decode_threads": 1}
+
 WORKLOADS = {
     "W1": Workload("W1", "CPU, demo scale: tiny model, json-recipes, full fine-tuning", "json-recipes", "tiny",
-                   "cpu", "float32", 4, 8, 200, beta=0.0, iterations=1, lora=False, micro_batch=32),
+                   "cpu", "float32", 4, 8, 200, beta=0.0, iterations=1, lora=False, micro_batch=32,
+                   rlstruct_options=TINY_DECODE),
     "W2": Workload("W2", "CPU: W1 with beta 0.04, num_iterations 2, LoRA r 8", "json-recipes", "tiny",
-                   "cpu", "float32", 4, 8, 200, beta=0.04, iterations=2, lora=True, micro_batch=32),
+                   "cpu", "float32", 4, 8, 200, beta=0.04, iterations=2, lora=True, micro_batch=32,
+                   rlstruct_options=TINY_DECODE),
     "W3": Workload("W3", "CPU, long prompts: function-calls with every tool offered (1,000+ prompt tokens), "
                    "short answers", "function-calls", "tiny", "cpu", "float32", 4, 8, 64, beta=0.0, iterations=1,
-                   lora=False, micro_batch=32, many_tools=True),
+                   lora=False, micro_batch=32, many_tools=True, rlstruct_options=TINY_DECODE),
     "W4": Workload("W4", "GPU: Qwen2.5-0.5B shape (random weights), bf16, LoRA r 8, beta 0.04", "json-recipes",
                    "qwen0.5b", "cuda", "bfloat16", 8, 8, 256, beta=0.04, iterations=1, lora=True, micro_batch=16),
     "W5": Workload("W5", "CPU at a real shape: Qwen2.5-0.5B shape (random weights), float32, small local "

@@ -155,7 +155,7 @@ class GRPOConfig:
     micro_batch_tokens: int = 0
     """Also cap each micro-batch at this many tokens as the update processes them (0: rows only, `micro_batch_size`). Range: >= 0."""
     decode_threads: int = 0
-    """Torch threads while generating (0: unchanged); a small model can decode faster on fewer threads. Range: >= 0."""
+    """Torch threads of the decode loop (0: unchanged; the fast path's prefill keeps the process's threads, the plain path uses this for all of `generate`); a small model decodes faster on fewer threads (the demo's 0.5 M-parameter model: 1.6x on one thread of two, docs/benchmarks.md). Range: >= 0."""
 
 
 @dataclass
@@ -216,6 +216,8 @@ class RunConfig:
     """Under torchrun: shard weights, gradients and optimiser state over the processes with PyTorch's fully_shard, for a model whose training state does not fit one device; false: every process holds the whole model (docs/distributed.md)."""
     dist_timeout_s: float = 600.0
     """Under torchrun: seconds a process waits for the others in a collective before the run fails (a rank that hangs or died). Range: > 0."""
+    host_memory: Literal["auto", "return", "keep"] = "auto"
+    """What host (CPU) memory a step frees: `return` gives blocks of 1 MiB and more back to the OS when freed (glibc's mmap threshold fixed), so the resident set stays near what is live; `keep` leaves the C library's default (freed activations stay resident); `auto`: `return` for models whose weights take 512 MiB or more, `keep` for smaller ones (where mapping every MB-sized block costs more time than it saves memory). No effect without glibc."""
 
 
 @dataclass

@@ -77,7 +77,9 @@ def fast_generate(
 ):
     """Sample ``group_size`` completions per prompt; see the module docstring. Returns a Rollout.
 
-    ``threads`` > 0 runs the whole generation with that many torch threads. ``return_logprobs`` also records
+    ``threads`` > 0 runs the decode loop with that many torch threads (the prefill, a few large products,
+    keeps the process's setting: a small model's token steps are too short to share between threads, its
+    prompts are not). ``return_logprobs`` also records
     the log-probability (under ``temperature``, before the top-p filter, as the loss sees it) of each sampled
     token in ``Rollout.sampled_logprobs``.
     """
@@ -94,16 +96,15 @@ def fast_generate(
     model.eval()
     timings: dict[str, float] = {}
     try:
-        with torch_threads(threads):
-            t0 = time.perf_counter()
-            with decoder.folded_adapters():
-                completion, logps = _decode(
-                    decoder, prompt_ids, prompt_mask, group_size, max_new_tokens, eos_id, pad_id,
-                    do_sample=do_sample, temperature=temperature, top_p=top_p, return_logprobs=return_logprobs,
-                    timings=timings,
-                )
-            _sync(device)
-            timings["decode_s"] = time.perf_counter() - t0 - timings["prefill_s"]
+        t0 = time.perf_counter()
+        with decoder.folded_adapters():
+            completion, logps = _decode(
+                decoder, prompt_ids, prompt_mask, group_size, max_new_tokens, eos_id, pad_id,
+                do_sample=do_sample, temperature=temperature, top_p=top_p, return_logprobs=return_logprobs,
+                timings=timings, threads=threads,
+            )
+        _sync(device)
+        timings["decode_s"] = time.perf_counter() - t0 - timings["prefill_s"]
     finally:
         model.train(was_training)
     rollout = assemble_rollout(
@@ -189,7 +190,7 @@ class GroupCache:
 def _decode(
     decoder: LeanDecoder, prompt_ids: Tensor, prompt_mask: Tensor, group_size: int, max_new: int,
     eos_id: int, pad_id: int, *, do_sample: bool, temperature: float, top_p: float, return_logprobs: bool,
-    timings: dict[str, float],
+    timings: dict[str, float], threads: int = 0,
 ) -> tuple[Tensor, Tensor | None]:
     """The decode loop: completion tokens [N, max_new] (pad after EOS) and optionally their log-probs."""
     device, dtype = prompt_ids.device, decoder.dtype
@@ -214,10 +215,21 @@ def _decode(
 
     tokens = torch.full((n, max_new), pad_id, dtype=torch.long, device=device)
     logps = torch.zeros(n, max_new, dtype=torch.float32, device=device) if return_logprobs else None
-    done = torch.zeros(n, dtype=torch.bool, device=device)
     logits = first_logits.repeat_interleave(group_size, 0)  # [N, V]
     check_every = _CUDA_CHECK_EVERY if device.type == "cuda" else 1
+    with torch_threads(threads):
+        _decode_loop(decoder, cache, logits, tokens, logps, position, max_new, eos_id, pad_id, check_every,
+                     do_sample=do_sample, temperature=temperature, top_p=top_p)
+    return tokens, logps
 
+
+def _decode_loop(
+    decoder: LeanDecoder, cache: GroupCache, logits: Tensor, tokens: Tensor, logps: Tensor | None, position: Tensor,
+    max_new: int, eos_id: int, pad_id: int, check_every: int, *, do_sample: bool, temperature: float, top_p: float,
+) -> None:
+    """Steps 2-5 of the module docstring: sample, store, drop finished rows, decode one token; fills ``tokens``
+    [N, max_new] and ``logps`` in place."""
+    done = torch.zeros(tokens.shape[0], dtype=torch.bool, device=tokens.device)
     for t in range(max_new):
         chosen = next_tokens(logits, do_sample=do_sample, temperature=temperature, top_p=top_p)
         chosen = torch.where(done, torch.full_like(chosen, pad_id), chosen)
@@ -240,4 +252,3 @@ def _decode(
         cache.length += 1
         position = position + 1
         logits = decoder.project(hidden[:, -1]).float()
-    return tokens, logps

@@ -14,6 +14,7 @@ from ..data import load_records
 from ..task import Task
 from . import distributed
 from .grpo import seed_everything
+from .host_memory import set_host_memory
 from .model import load_policy, pick_device, quiet_transformers
 from .rollout import render_prompt
 
@@ -71,6 +72,7 @@ def sft(cfg: Config, task: Task | Sequence[Any], output_dir: Path, progress: boo
                                     t.settings.data_seed, difficulty=t.settings.difficulty)) for t in task]
     device = pick_device(cfg.run.device)
     model, tokenizer = load_policy(cfg.model, device, train=True)
+    set_host_memory(cfg.run.host_memory, model)
     if isinstance(task, Task):
         examples = build_examples(task, tokenizer, records)
         draw = lambda rng: examples[rng.randrange(len(examples))]  # noqa: E731 - the single-task draw, unchanged

@@ -1,0 +1,57 @@
+"""run.host_memory: freed large blocks go back to the OS under `return` (and `auto` for a large model).
+
+Each case runs in its own process: the setting is process-wide and would change the speed of later tests.
+"""
+
+import subprocess
+import sys
+import textwrap
+
+import pytest
+import torch
+
+from rlstruct.engine.host_memory import set_host_memory, weight_bytes
+
+pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's allocator")
+
+SCRIPT = textwrap.dedent("""
+    import sys, torch
+    from rlstruct.engine import host_memory
+    def rss(): return int(open('/proc/self/statm').read().split()[1]) * 4096
+    policy, min_bytes = sys.argv[1], int(sys.argv[2])
+    host_memory.AUTO_MIN_WEIGHT_BYTES = min_bytes
+    applied = host_memory.set_host_memory(policy, torch.nn.Linear(64, 64))
+    keep = [torch.ones(1024)]
+    x = torch.ones(8 << 20); del x   # a 32 MB block: by default its release raises the threshold to 32 MB
+    before = rss()
+    for _ in range(4):               # 16 MB activations freed between small live tensors
+        y = torch.ones(4 << 20); keep.append(torch.ones(1024)); del y
+    print(int(applied), (rss() - before) >> 20)
+""")
+
+
+def _retained(policy: str, min_bytes: int = 512 << 20) -> tuple[bool, int]:
+    out = subprocess.run([sys.executable, "-c", SCRIPT, policy, str(min_bytes)], capture_output=True, text=True,
+                         timeout=120, check=True).stdout.split()
+    return bool(int(out[0])), int(out[1])
+
+
+def test_return_gives_freed_blocks_back_and_keep_does_not():
+    applied, retained = _retained("return")
+    assert applied and retained < 4, f"{retained} MB of freed blocks still resident"
+    applied, retained = _retained("keep")
+    assert not applied and retained >= 16, "the default allocator was expected to keep freed 16 MB blocks"
+
+
+def test_auto_follows_the_model_size():
+    applied, retained = _retained("auto")  # a 16 KB model: left alone (mapping small blocks costs time)
+    assert not applied and retained >= 16
+    applied, retained = _retained("auto", min_bytes=1)  # the model counts as large
+    assert applied and retained < 4
+
+
+def test_weight_bytes_counts_tied_parameters_once():
+    model = torch.nn.Sequential(torch.nn.Embedding(10, 4), torch.nn.Linear(4, 10, bias=False))
+    model[1].weight = model[0].weight
+    assert weight_bytes(model) == 10 * 4 * 4
+    assert set_host_memory("keep", model) is False
