@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # A 3-task mixture (json-recipes, gsm8k-json, xml-records) against single-task runs of the same length,
 # all from one tiny base model; held-out (test split) per-task figures, greedy and sampled, as fixed in
-# tasks/mixture-tiny.toml. Results: runs/cmp/*.json, summarised by benchmarks/mixture_table.py.
+# tasks/mixture-tiny.toml. Results: runs/cmp/*.json; `python benchmarks/mixture_table.py runs/cmp` prints the per-task table.
 #   bash benchmarks/mixture_vs_single.sh            (about 40 minutes on a 2-core CPU)
 set -euo pipefail
 cd "$(dirname "$0")/.."
