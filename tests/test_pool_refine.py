@@ -172,5 +172,5 @@ def test_the_trainers_classification_uses_the_pool_and_forks_no_process(monkeypa
     batch = StepBatch(["first", "second"], ["p", "q"], records, routes)
     with RewardPool(routes=tasks.routes, limits=LIMITS) as pool:
         monkeypatch.setattr(os, "fork", _no_fork)
-        types = tasks.classify(batch, completions, breakdowns, [False] * 4, pool.limits, pool)
+        types = tasks.classify(batch, completions, breakdowns, [False] * 4, pool)
     assert types == ["missing-key", "schema-violation", "wrong-type", "schema-violation"]

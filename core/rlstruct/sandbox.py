@@ -340,6 +340,16 @@ class RewardPool:
     def _spawn(self) -> _Worker:
         return _Worker(self.routes, self.limits.memory_mb)
 
+    def _send(self, worker: _Worker, payload: Any) -> _Worker:
+        """Send a job to ``worker``; one that died while idle is replaced and the job goes to the new one."""
+        try:
+            worker.conn.send(payload)
+        except OSError:  # BrokenPipeError included
+            worker.kill()
+            worker = self._spawn()
+            worker.conn.send(payload)
+        return worker
+
     def _row_routes(self, n: int, routes: Sequence[str] | None) -> list[str]:
         """The route of each of ``n`` rows: ``routes`` checked, or the only route of the pool."""
         if routes is None:
@@ -435,12 +445,7 @@ class _ScoringCall:
 
     def _start(self, worker: _Worker, job: list[_Item]) -> None:
         payload = [(it.route, it.record, it.completion, tuple(it.skip)) for it in job]
-        try:
-            worker.conn.send(payload)
-        except (OSError, BrokenPipeError):  # died while idle: replace it
-            worker.kill()
-            worker = self.pool._spawn()
-            worker.conn.send(payload)
+        worker = self.pool._send(worker, payload)
         self.busy[worker.conn] = (worker, job)
 
     def _wait_s(self) -> float:
@@ -556,7 +561,7 @@ class _RefineCall:
         worker = pool._idle.pop() if pool._idle else pool._spawn()
         payload = (_REFINE, [self.items[i] for i in todo])
         try:
-            worker = self._send(worker, payload)
+            worker = pool._send(worker, payload)
             answer, failed_at = self._wait(worker, len(todo))
         except BaseException:  # interrupted (Ctrl-C) or failed: never leave a busy worker spinning
             worker.kill()
@@ -569,15 +574,6 @@ class _RefineCall:
             self.results[i] = value
         pool._idle.append(worker)
         return None
-
-    def _send(self, worker: _Worker, payload: tuple[str, list[Any]]) -> _Worker:
-        try:
-            worker.conn.send(payload)
-        except OSError:  # died while idle: replace it
-            worker.kill()
-            worker = self.pool._spawn()
-            worker.conn.send(payload)
-        return worker
 
     def _wait(self, worker: _Worker, n: int) -> tuple[list[str] | None, int]:
         """The worker's answer, or ``None`` and the position of the item that overran or crashed it."""

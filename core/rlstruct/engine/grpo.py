@@ -387,7 +387,7 @@ def _write_step_metrics(
     error_type per completion: rlstruct.error_types; errors/<type> counts. Per-task means and difficulties (a
     mixture: reward/<task>...) also show each curriculum its task's mean reward."""
     breakdowns, n_sequences = rows.breakdowns, len(rows.texts)
-    error_types = run.tasks.classify(batch, rows.texts, breakdowns, rows.truncated.tolist(), run.pool.limits, run.pool)
+    error_types = run.tasks.classify(batch, rows.texts, breakdowns, rows.truncated.tolist(), run.pool)
     summary = summarise_breakdowns(breakdowns, error_types)
     per_task = run.tasks.step_metrics(state.step, batch, breakdowns)
     state.reward_errors_total += summary["reward_errors"]

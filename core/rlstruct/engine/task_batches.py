@@ -204,13 +204,13 @@ class TrainingTasks:
 
     def classify(
         self, batch: StepBatch, completions: Sequence[str], breakdowns: Sequence[Breakdown],
-        truncated: Sequence[bool], limits: Any, pool: RewardPool | None = None,
+        truncated: Sequence[bool], pool: RewardPool,
     ) -> list[str | None]:
         """The error type of every row (:func:`rlstruct.error_types.classify_completions`), each row
         classified by its own task.
 
-        ``pool``: the run's reward pool (built from :attr:`routes`); the refinement then runs in its
-        workers, each task's rows along the route of its name, instead of forking a worker per call."""
+        ``pool``: the run's reward pool (built from :attr:`routes`); the refinement runs in its workers,
+        bounded by its limits, each task's rows along the route of its name (no worker forked per call)."""
         from ..error_types import classify_completions
 
         types: list[str | None] = [None] * len(completions)
@@ -220,7 +220,7 @@ class TrainingTasks:
                 continue
             found = classify_completions(
                 t.task, [batch.records[i] for i in rows], [completions[i] for i in rows],
-                [breakdowns[i] for i in rows], [bool(truncated[i]) for i in rows], limits, pool=pool, route=t.name,
+                [breakdowns[i] for i in rows], [bool(truncated[i]) for i in rows], pool.limits, pool=pool, route=t.name,
             )
             for i, value in zip(rows, found):
                 types[i] = value
