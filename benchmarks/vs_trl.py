@@ -17,7 +17,8 @@ first step of every run is dropped as warm-up and the figures are medians over t
 Speed ratios are rlstruct's completion tokens/s over the faster TRL run's; memory ratios are rlstruct's peak over
 the leaner TRL run's. Peak memory is the resident set of the whole process tree (the run and its reward
 workers) sampled every 50 ms on CPU, `torch.cuda.max_memory_allocated` on GPU; the tree's proportional set size
-(shared pages split between processes) is reported too, sampled every second (reading it stalls the process). Needs the `bench` extra (pip install -e '.[bench]').
+(shared pages split between processes) is reported too, sampled every second (reading it stalls the process).
+Needs the `bench` extra (pip install -e '.[bench]').
 """
 
 from __future__ import annotations
