@@ -291,8 +291,12 @@ def test_rejects_bad_arguments(model):
         completion_logprobs(model, ids, mask[:, 1:], 3)
 
 
-def test_autograd_keeps_no_vocabulary_sized_tensors(model):
-    # The point of the per-chunk checkpoint: between forward and backward, no chunk's [B, c, V] logits are kept.
+def test_autograd_keeps_no_vocabulary_sized_tensors(model, monkeypatch):
+    # The point of the per-chunk checkpoint: between forward and backward, no chunk's [B, c, V] logits are kept
+    # (once the batch's logits pass the budget: here 2 positions' worth, while the batch has 9).
+    from rlstruct.engine import logprobs as lp
+
+    monkeypatch.setattr(lp, "LOGITS_PER_CHUNK", 4 * VOCAB * 2)
     ids, mask = random_batch(7, n=9)
     saved_shapes = []
 
@@ -305,6 +309,26 @@ def test_autograd_keeps_no_vocabulary_sized_tensors(model):
     assert logp.requires_grad
     assert saved_shapes, "hooks saw nothing: the test would pass vacuously"
     assert not [s for s in saved_shapes if s[-1] == VOCAB], saved_shapes
+
+
+def test_logits_within_the_budget_are_computed_once_and_not_recomputed_in_backward(model):
+    # 4 rows x 9 positions x VOCAB logits are far below LOGITS_PER_CHUNK: one pass through the head, kept for
+    # backward (a checkpointed chunk would run the head again during backward), with the same gradients.
+    ids, mask = random_batch(7, batch=4, n=9)
+    calls = []
+    handle = model.lm_head.register_forward_hook(lambda m, a, o: calls.append(tuple(a[0].shape[:2])))
+    try:
+        model.zero_grad()
+        logp = completion_logprobs(model, ids, mask, 9, chunk_size=4)
+        logp.sum().backward()
+    finally:
+        handle.remove()
+    assert calls == [(4, 9)]
+    got = _param_grads(model)
+    model.zero_grad()
+    naive(model, ids, mask, 9, 1.0)[0].sum().backward()
+    for name, grad in _param_grads(model).items():
+        torch.testing.assert_close(got[name], grad, atol=1e-5, rtol=1e-4, msg=name)
 
 
 # ---------------------------------------------------------------- shared prompt (each prompt encoded once)

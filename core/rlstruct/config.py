@@ -145,7 +145,7 @@ class GRPOConfig:
     max_grad_norm: float = 1.0
     """Gradient clipping norm (0 disables). Range: >= 0."""
     logprob_chunk_size: int = 64
-    """Completion positions per chunk when computing log-probs (bounds float32 logits memory). Range: >= 1."""
+    """Completion positions per chunk when computing log-probs (bounds float32 logits memory); a micro-batch whose logits fit in 16 Mi floats (64 MiB) is scored in one chunk. Range: >= 1."""
     max_nan_steps: int = 3
     """Stop the run after this many consecutive steps with a non-finite loss (each is skipped). Range: >= 1."""
     generation: Literal["fast", "plain"] = "fast"
