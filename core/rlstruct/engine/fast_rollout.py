@@ -6,9 +6,9 @@ and then decodes N rows until the last one stops, concatenating every layer's ca
 1. each distinct prompt is encoded once (P rows, left-padded), through :class:`LeanDecoder`;
 2. its keys/values stay in one copy per group (:class:`GroupCache`); the generated tokens' keys/values go into
    a per-row buffer sized for the whole completion, written in place one column per step;
-3. a decode step attends in two parts merged by their softmax statistics: all G rows of a group against the
-   shared prompt keys in one matrix product (the prompt is read once per group, not G times), and each row
-   against its own generated tokens;
+3. a decode step scores each query in two parts, then takes one softmax over both: all G rows of a group
+   against the shared prompt keys in one matrix product (the prompt is read once per group, not G times), and
+   each row against its own generated tokens;
 4. rows that produced EOS stop costing compute: once they are an eighth of the batch they are dropped from it;
 5. tokens are drawn on the device (:mod:`.sampling`); on CUDA the loop looks at the host only every few steps;
 6. LoRA adapters are folded into temporary weight copies for the duration (when those copies are small), so a
@@ -121,8 +121,8 @@ class GroupCache:
     """Keys/values for decoding G completions per prompt: each prompt's once, each row's generated ones apart.
 
     ``attend`` (a :data:`~.lean_decoder.Attend`) stores the step's new keys/values in column ``length`` of the
-    row buffers and returns softmax attention over prompt + generated tokens, computed as two blocks merged by
-    their maxima and sums (exact, as one softmax would give).
+    row buffers and returns softmax attention over prompt + generated tokens: the prompt's scores and values
+    come from one product per group, the generated tokens' from one per row, with one softmax over both.
     """
 
     def __init__(self, prefix: list[tuple[Tensor, Tensor]], prompt_mask: Tensor, group_size: int, max_new: int):
@@ -151,40 +151,37 @@ class GroupCache:
         own_k, own_v = self.own_k[index][:, :, : t + 1], self.own_v[index][:, :, : t + 1]
         prompt_k, prompt_v = self.prefix[index]
         n, heads, _, dim = q.shape
-        prompts, kv_heads = prompt_k.shape[0], prompt_k.shape[1]
+        prompts, kv_heads, width = prompt_k.shape[0], prompt_k.shape[1], prompt_k.shape[2]
         rep, g = heads // kv_heads, self.group_size
-        q = q.view(n, kv_heads, rep, dim)  # query heads grouped under their key/value head
+        q = (q * scale).view(n, kv_heads, rep, dim)  # query heads grouped under their key/value head
 
-        # block 1: every row of a group against the group's prompt, [P, kv_heads, G*rep, Lp] scores at once
-        if self.compacted:  # finished rows left gaps: place the live rows back in their group slots
-            slots = q.new_zeros(prompts * g, kv_heads, rep, dim)
-            slots[self.rows] = q
-        else:
-            slots = q
-        grouped = slots.view(prompts, g, kv_heads, rep, dim).transpose(1, 2).reshape(prompts, kv_heads, g * rep, dim)
-        scores = torch.matmul(grouped, prompt_k.transpose(-1, -2)).float() * scale + self.prompt_bias
-        p_max = scores.amax(dim=-1, keepdim=True)
-        p_exp = torch.exp(scores - p_max)
-        p_sum = p_exp.sum(dim=-1, keepdim=True)
-        p_out = torch.matmul(p_exp.to(prompt_v.dtype), prompt_v).float()  # [P, kv_heads, G*rep, dim]
+        # scores against the prompt: every row of a group at once, [P, kv_heads, G*rep, Lp] (the prompt read once)
+        grouped = self._grouped(q).view(prompts, g, kv_heads, rep, dim).transpose(1, 2).reshape(prompts, kv_heads, g * rep, dim)
+        prompt_scores = torch.matmul(grouped, prompt_k.transpose(-1, -2)) + self.prompt_bias
+        prompt_scores = self._per_row(prompt_scores, g, rep)  # [n, kv_heads, rep, Lp]
+        # scores against the row's own generated tokens, [n, kv_heads, rep, t+1]; one softmax over both
+        own_scores = torch.matmul(q, own_k.transpose(-1, -2))
+        weights = torch.softmax(torch.cat([prompt_scores.float(), own_scores.float()], dim=-1), dim=-1)
+        prompt_w, own_w = weights[..., :width].to(q.dtype), weights[..., width:].to(q.dtype)
 
-        def per_row(x: Tensor) -> Tensor:  # [P, kv_heads, G*rep, c] -> [n, kv_heads, rep, c]
-            x = x.view(prompts, kv_heads, g, rep, -1).transpose(1, 2).reshape(prompts * g, kv_heads, rep, -1)
-            return x[self.rows] if self.compacted else x
+        grouped_w = self._grouped(prompt_w).view(prompts, g, kv_heads, rep, width).transpose(1, 2)
+        prompt_out = torch.matmul(grouped_w.reshape(prompts, kv_heads, g * rep, width), prompt_v)
+        out = self._per_row(prompt_out, g, rep) + torch.matmul(own_w, own_v)  # [n, kv_heads, rep, dim]
+        return out.reshape(n, heads, 1, dim)
 
-        p_max, p_sum, p_out = per_row(p_max), per_row(p_sum), per_row(p_out)
+    def _grouped(self, x: Tensor) -> Tensor:
+        """[n, ...] batch rows -> [P*G, ...] rollout rows (finished rows' slots zero), for per-group products."""
+        if not self.compacted:
+            return x
+        slots = x.new_zeros(self.prefix[0][0].shape[0] * self.group_size, *x.shape[1:])
+        slots[self.rows] = x
+        return slots
 
-        # block 2: each row against its own generated tokens
-        scores = torch.matmul(q, own_k.transpose(-1, -2)).float() * scale  # [n, kv_heads, rep, t+1]
-        o_max = scores.amax(dim=-1, keepdim=True)
-        o_exp = torch.exp(scores - o_max)
-        o_sum = o_exp.sum(dim=-1, keepdim=True)
-        o_out = torch.matmul(o_exp.to(own_v.dtype), own_v).float()
-
-        top = torch.maximum(p_max, o_max)
-        p_w, o_w = torch.exp(p_max - top), torch.exp(o_max - top)
-        out = (p_out * p_w + o_out * o_w) / (p_sum * p_w + o_sum * o_w)
-        return out.to(q.dtype).reshape(n, heads, 1, dim)  # one prompt: per_row() leaves it non-contiguous
+    def _per_row(self, x: Tensor, g: int, rep: int) -> Tensor:
+        """[P, kv_heads, G*rep, c] per-group product -> [n, kv_heads, rep, c] for the batch's rows."""
+        prompts, kv_heads = x.shape[0], x.shape[1]
+        x = x.view(prompts, kv_heads, g, rep, -1).transpose(1, 2).reshape(prompts * g, kv_heads, rep, -1)
+        return x[self.rows] if self.compacted else x
 
 
 def _decode(
