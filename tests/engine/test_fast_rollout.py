@@ -186,7 +186,7 @@ def test_lora_adapters_are_folded_while_decoding_and_keep_the_models_log_probs(t
     rollout = fast_generate(model, decoder, tok, prompts, group_size=4, max_new_tokens=20, max_prompt_tokens=64,
                             return_logprobs=True)
     handle.remove()
-    assert wrapped_calls == [] and decoder.folded == {}  # folded for the decode only, then dropped
+    assert wrapped_calls == [] and decoder.folded == {} and decoder.fused == {}  # for the decode only
     with torch.no_grad():
         full = completion_logprobs(model, rollout.input_ids, rollout.attention_mask, rollout.n_completion)
     mask = rollout.completion_mask.bool()

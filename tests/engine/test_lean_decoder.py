@@ -58,8 +58,8 @@ def left_padded_batch():
     return ids, mask
 
 
-def lean_logits(model, ids, mask):
-    decoder = LeanDecoder.of(model)
+def lean_logits(model, ids, mask, decoder=None):
+    decoder = decoder or LeanDecoder.of(model)
     assert decoder is not None
     hidden = decoder.forward(ids, position_ids_from_mask(mask), sdpa(prefill_mask(mask.bool(), decoder.dtype)))
     return decoder.head(hidden)
@@ -76,6 +76,43 @@ def test_lean_pass_equals_forward_on_left_padded_rows(name):
     real = mask.bool()
     assert expected[real].std() > 0.5  # the logits really vary, so agreement is not a coincidence
     torch.testing.assert_close(got[real], expected[real], atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_fused_projections_for_decoding_give_the_same_logits(name):
+    # inference_weights: q/k/v as one product (one rotation for q and k) and gate/up as another; Qwen3's
+    # per-head norms, Llama's missing biases and Qwen2's biases all go through it
+    torch.manual_seed(0)
+    model = widened(MODELS[name]())
+    decoder = LeanDecoder.of(model)
+    ids, mask = left_padded_batch()
+    with torch.no_grad():
+        expected = model(input_ids=ids, attention_mask=mask, position_ids=position_ids_from_mask(mask)).logits
+        with decoder.inference_weights():
+            assert len(decoder.fused) == 2 * len(decoder.layers)  # each layer's attention and MLP
+            got = lean_logits(model, ids, mask, decoder)
+    assert decoder.fused == {}  # the concatenated copies live for the block only
+    real = mask.bool()
+    torch.testing.assert_close(got[real], expected[real], atol=1e-5, rtol=1e-5)
+
+
+def test_fused_projections_fold_lora_adapters_and_respect_the_copy_budget():
+    torch.manual_seed(0)
+    model = get_peft_model(widened(MODELS["qwen2"]()), LoraConfig(
+        r=4, lora_alpha=8, target_modules=["q_proj", "v_proj", "up_proj"], init_lora_weights=False))
+    decoder = LeanDecoder.of(model)
+    ids, mask = left_padded_batch()
+    real = mask.bool()
+    with torch.no_grad():
+        expected = model(input_ids=ids, attention_mask=mask, position_ids=position_ids_from_mask(mask)).logits
+        with decoder.inference_weights():
+            assert decoder.fused and decoder.folded
+            got = lean_logits(model, ids, mask, decoder)
+        torch.testing.assert_close(got[real], expected[real], atol=1e-5, rtol=1e-5)
+        with decoder.inference_weights(max_elements=10):  # copies would pass the budget: nothing fused
+            assert decoder.fused == {} and decoder.folded == {}
+            got = lean_logits(model, ids, mask, decoder)
+            torch.testing.assert_close(got[real], expected[real], atol=1e-5, rtol=1e-5)
 
 
 def test_lean_pass_follows_lora_and_disable_adapter():

@@ -12,7 +12,8 @@ and then decodes N rows until the last one stops, concatenating every layer's ca
 4. rows that produced EOS stop costing compute: once they are an eighth of the batch they are dropped from it;
 5. tokens are drawn on the device (:mod:`.sampling`); on CUDA the loop looks at the host only every few steps;
 6. LoRA adapters are folded into temporary weight copies for the duration (when those copies are small), so a
-   decode step costs as many operations as without LoRA.
+   decode step costs as many operations as without LoRA, and each layer's q/k/v (and gate/up) products run as
+   one (:meth:`~.lean_decoder.LeanDecoder.inference_weights`).
 
 The output is a :class:`~.rollout.Rollout` laid out exactly as the plain path's (left-padded prompt, completion
 cut at EOS, same masks), so everything downstream is unchanged. tests/engine/test_fast_rollout.py checks it
@@ -97,7 +98,7 @@ def fast_generate(
     timings: dict[str, float] = {}
     try:
         t0 = time.perf_counter()
-        with decoder.folded_adapters():
+        with decoder.inference_weights():
             completion, logps = _decode(
                 decoder, prompt_ids, prompt_mask, group_size, max_new_tokens, eos_id, pad_id,
                 do_sample=do_sample, temperature=temperature, top_p=top_p, return_logprobs=return_logprobs,

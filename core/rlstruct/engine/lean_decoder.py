@@ -71,6 +71,8 @@ class LeanDecoder:
     gradient_checkpointing: bool
     # id(linear module) -> (weight, bias) to use instead of calling it (see folded_adapters)
     folded: dict[int, tuple[Tensor, Tensor | None]] = field(default_factory=dict)
+    # id(attention or MLP module) -> (weight, bias, output widths) of its input projections as one product
+    fused: dict[int, tuple[Tensor, Tensor | None, tuple[int, ...]]] = field(default_factory=dict)
 
     @classmethod
     def of(cls, model: nn.Module) -> "LeanDecoder | None":
@@ -149,6 +151,44 @@ class LeanDecoder:
         finally:
             self.folded.clear()
 
+    @contextlib.contextmanager
+    def inference_weights(self, max_elements: int = 32 * 2**20) -> Iterator[None]:
+        """:meth:`folded_adapters`, and inside it each layer's q/k/v projections run as one matrix product, as do
+        its MLP's gate and up projections (their weights concatenated into temporary copies, when those copies
+        hold at most ``max_elements`` numbers). A decode step of a small model costs per operation, not per
+        number: three products become one."""
+        with self.folded_adapters(max_elements):
+            plan: list[tuple[nn.Module, list[nn.Module]]] = []
+            for layer in self.layers:
+                attn, mlp = layer.self_attn, layer.mlp
+                plan.append((attn, [attn.q_proj, attn.k_proj, attn.v_proj]))
+                if all(hasattr(mlp, n) for n in ("gate_proj", "up_proj", "down_proj", "act_fn")):
+                    plan.append((mlp, [mlp.gate_proj, mlp.up_proj]))
+            plan = [(owner, parts) for owner, parts in plan if all(self._plain_weights(p) for p in parts)]
+            if sum(self._plain_weights(p)[0].numel() for _, parts in plan for p in parts) <= max_elements:
+                for owner, parts in plan:
+                    weights = [self._plain_weights(p) for p in parts]
+                    biases = [b if b is not None else w.new_zeros(w.shape[0]) for w, b in weights]
+                    has_bias = any(b is not None for _, b in weights)
+                    self.fused[id(owner)] = (
+                        torch.cat([w for w, _ in weights]),
+                        torch.cat(biases) if has_bias else None,
+                        tuple(w.shape[0] for w, _ in weights),
+                    )
+            try:
+                yield
+            finally:
+                self.fused.clear()
+
+    def _plain_weights(self, module: nn.Module) -> tuple[Tensor, Tensor | None] | None:
+        """(weight, bias) that compute ``module``'s output with F.linear, or None (a module of another kind)."""
+        entry = self.folded.get(id(module))
+        if entry is not None:
+            return entry
+        if type(module) is nn.Linear:  # exactly: quantised subclasses keep their own forward
+            return module.weight, module.bias
+        return None
+
     def _linear(self, module: nn.Module, x: Tensor) -> Tensor:
         entry = self.folded.get(id(module)) if self.folded else None
         return module(x) if entry is None else F.linear(x, *entry)
@@ -176,18 +216,35 @@ class LeanDecoder:
         x = layer.input_layernorm(hidden)
         batch, length, _ = x.shape
         shape = (batch, length, -1, self.head_dim)
-        q = self._linear(attn.q_proj, x).view(shape)
-        k = self._linear(attn.k_proj, x).view(shape)
-        v = self._linear(attn.v_proj, x).view(shape).transpose(1, 2)
-        if hasattr(attn, "q_norm"):  # Qwen3 normalises each head before the rotary embedding
-            q, k = attn.q_norm(q), attn.k_norm(k)
-        q, k = _rotate(q.transpose(1, 2), cos, sin), _rotate(k.transpose(1, 2), cos, sin)
+        fused = self.fused.get(id(attn)) if self.fused else None
+        if fused is not None and not hasattr(attn, "q_norm"):
+            # one product for q, k and v, one rotation for q and k: [B, q, heads + 2 * kv_heads, head_dim]
+            weight, bias, (q_width, k_width, _) = fused
+            heads = F.linear(x, weight, bias).view(shape)
+            n_q, n_qk = q_width // self.head_dim, (q_width + k_width) // self.head_dim
+            qk = _rotate(heads[:, :, :n_qk].transpose(1, 2), cos, sin)
+            q, k, v = qk[:, :n_q], qk[:, n_q:], heads[:, :, n_qk:].transpose(1, 2)
+        else:
+            if fused is not None:
+                q, k, v = (part.view(shape) for part in F.linear(x, fused[0], fused[1]).split(fused[2], dim=-1))
+            else:
+                q = self._linear(attn.q_proj, x).view(shape)
+                k = self._linear(attn.k_proj, x).view(shape)
+                v = self._linear(attn.v_proj, x).view(shape)
+            v = v.transpose(1, 2)
+            if hasattr(attn, "q_norm"):  # Qwen3 normalises each head before the rotary embedding
+                q, k = attn.q_norm(q), attn.k_norm(k)
+            q, k = _rotate(q.transpose(1, 2), cos, sin), _rotate(k.transpose(1, 2), cos, sin)
         dropout = attn.attention_dropout if attn.training else 0.0
         out = attend(index, q, k, v, dropout, getattr(attn, "scaling", self.head_dim**-0.5))
         hidden = hidden + self._linear(attn.o_proj, out.transpose(1, 2).reshape(batch, length, -1))
         return hidden + self._mlp(layer.mlp, layer.post_attention_layernorm(hidden))
 
     def _mlp(self, mlp: nn.Module, x: Tensor) -> Tensor:
+        fused = self.fused.get(id(mlp)) if self.fused else None
+        if fused is not None:  # gate and up in one product (inference_weights)
+            gate, up = F.linear(x, fused[0], fused[1]).split(fused[2], dim=-1)
+            return self._linear(mlp.down_proj, mlp.act_fn(gate) * up)
         if not self.folded or not all(hasattr(mlp, n) for n in ("gate_proj", "up_proj", "down_proj", "act_fn")):
             return mlp(x)
         # the gated MLP of every supported architecture: down(act(gate(x)) * up(x))

@@ -39,6 +39,8 @@ def draw(probs: Tensor) -> Tensor:
     index = torch.searchsorted(cdf, u, right=True).clamp_(max=probs.shape[1] - 1)
     # u rounding up to the total (odds ~2**-53) could land past the last possible token: take the likeliest then
     possible = probs.gather(1, index) > 0
+    if bool(possible.all()):  # almost always: skip the fallback's argmax over the vocabulary
+        return index.squeeze(1)
     return torch.where(possible, index, probs.argmax(dim=-1, keepdim=True)).squeeze(1)
 
 
