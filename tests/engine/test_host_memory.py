@@ -1,4 +1,5 @@
-"""run.host_memory: freed large blocks go back to the OS under `return` (and `auto` for a large model).
+"""run.host_memory: freed large blocks go back to the OS under `return` (and `auto` for a large model); freed
+memory stays in the process for the next step under `reuse` (and `auto` for a small model).
 
 Each case runs in its own process: the setting is process-wide and would change the speed of later tests.
 """
@@ -43,10 +44,44 @@ def test_return_gives_freed_blocks_back_and_keep_does_not():
     assert not applied and retained >= 16, "the default allocator was expected to keep freed 16 MB blocks"
 
 
+REFAULT = textwrap.dedent("""
+    import ctypes, resource, sys, torch
+    from rlstruct.engine import host_memory
+    host_memory.AUTO_MIN_WEIGHT_BYTES = int(sys.argv[2])
+    applied = host_memory.set_host_memory(sys.argv[1], torch.nn.Linear(64, 64))
+    libc = ctypes.CDLL("libc.so.6")
+    libc.malloc.restype, libc.malloc.argtypes, libc.free.argtypes = ctypes.c_void_p, [ctypes.c_size_t], [ctypes.c_void_p]
+    for step in range(3):  # a step's 128 MB of activations in 512 KB blocks, written, then all freed (backward)
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+        blocks = [libc.malloc(512 << 10) for _ in range(256)]
+        for block in blocks:
+            ctypes.memset(block, 1, 512 << 10)
+        for block in reversed(blocks):
+            libc.free(block)
+    print(int(applied), resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)  # the third step's
+""")
+
+
+def _refaults(policy: str, min_bytes: int = 512 << 20) -> tuple[bool, int]:
+    """Page faults of a step's activations allocated again after the previous step's were freed."""
+    out = subprocess.run([sys.executable, "-c", REFAULT, policy, str(min_bytes)], capture_output=True, text=True,
+                         timeout=120, check=True).stdout.split()
+    return bool(int(out[0])), int(out[1])
+
+
+def test_reuse_keeps_a_freed_step_for_the_next_one_and_keep_trims_it():
+    applied, faults = _refaults("reuse")
+    assert applied and faults < 2_000, f"{faults} page faults: the freed 128 MB was given back and faulted in again"
+    applied, faults = _refaults("keep")  # glibc's default trims the heap top: 128 MB faulted in again
+    assert not applied and faults > 16_000, faults
+    applied, retained = _retained("reuse")
+    assert applied and retained >= 16
+
+
 def test_auto_follows_the_model_size():
-    applied, retained = _retained("auto")  # a 16 KB model: left alone (mapping small blocks costs time)
-    assert not applied and retained >= 16
-    applied, retained = _retained("auto", min_bytes=1)  # the model counts as large
+    applied, faults = _refaults("auto")  # a 16 KB model: reuse
+    assert applied and faults < 2_000
+    applied, retained = _retained("auto", min_bytes=1)  # the model counts as large: return
     assert applied and retained < 4
 
 

@@ -196,7 +196,7 @@ def _load_models(cfg: Config, device: torch.device, dist: distributed.Dist) -> t
     """The policy (with its tokenizer), the frozen reference (or None), the optimiser and the LR scheduler."""
     g = cfg.grpo
     model, tokenizer = load_policy(cfg.model, device, train=True)
-    set_host_memory(cfg.run.host_memory, model)  # a real-size model's freed activations go back to the OS
+    set_host_memory(cfg.run.host_memory, model)  # auto: a real-size model returns freed memory, a small one reuses it
     ref_model = frozen_reference(model, cfg.model.lora, g.beta)
     model, ref_model = distributed.shard_models(dist, model, ref_model, cfg.run.fsdp)  # run.fsdp under torchrun
     params = [p for p in model.parameters() if p.requires_grad]

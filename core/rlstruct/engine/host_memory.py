@@ -8,6 +8,13 @@ the resident set keeps hundreds of MB to GBs of freed memory: measured on the Qw
 docs/benchmarks.md), peak RSS 4.4 GB with the default, 3.5 GB with the threshold fixed at 1 MiB, at the same
 step time. On the demo's 0.5 M-parameter model the same setting costs 35% of a step (every MB-sized block is
 then mapped and faulted in anew), hence ``run.host_memory = "auto"``: fixed only for models of 512 MiB or more.
+
+Small models want the opposite, ``reuse``: glibc also *trims* the heap whenever more than twice the threshold
+lies free at its top, which a backward pass does every step when it drops all activations at once, so each
+step faults the same pages in again; and until the dynamic threshold has risen, every block past 128 KiB is a
+fresh mapping. ``reuse`` keeps freed memory in the process (trimming only past 1 GiB free, mapping only blocks
+past 32 MiB, glibc's largest threshold): on the demo's tiny model a step's decode and update each took 15-20%
+less time (W1 in docs/benchmarks.md). ``auto`` picks it below 512 MiB of weights.
 """
 
 from __future__ import annotations
@@ -19,13 +26,17 @@ from typing import Literal
 
 import torch
 
-M_MMAP_THRESHOLD = -3  # mallopt parameter (malloc.h)
+M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # mallopt parameters (malloc.h)
 RETURN_THRESHOLD = 1 << 20
 """Blocks of this many bytes or more are mapped, and unmapped when freed, under ``return``."""
+REUSE_MMAP_THRESHOLD = 32 << 20
+"""Under ``reuse`` only blocks of this many bytes or more are mapped (glibc's maximum on 64-bit systems)."""
+REUSE_TRIM_THRESHOLD = 1 << 30
+"""Under ``reuse`` the heap is trimmed only when this many bytes lie free at its top."""
 AUTO_MIN_WEIGHT_BYTES = 512 << 20
-"""``auto`` turns ``return`` on for models whose parameters take at least this much."""
+"""``auto`` picks ``return`` for models whose parameters take at least this much, ``reuse`` below."""
 
-HostMemory = Literal["auto", "return", "keep"]
+HostMemory = Literal["auto", "return", "reuse", "keep"]
 
 
 def weight_bytes(model: torch.nn.Module) -> int:
@@ -38,20 +49,29 @@ def weight_bytes(model: torch.nn.Module) -> int:
     return total
 
 
-def set_host_memory(policy: HostMemory, model: torch.nn.Module | None = None) -> bool:
-    """Apply ``run.host_memory`` to this process; returns whether freed large blocks now go back to the OS.
+def resolve(policy: HostMemory, model: torch.nn.Module | None = None) -> HostMemory:
+    """The policy ``auto`` stands for with this model (``return`` from 512 MiB of weights, else ``reuse``)."""
+    if policy != "auto":
+        return policy
+    return "return" if model is not None and weight_bytes(model) >= AUTO_MIN_WEIGHT_BYTES else "reuse"
 
-    ``keep`` changes nothing (a threshold fixed earlier in the process stays). Without glibc (macOS, musl,
+
+def set_host_memory(policy: HostMemory, model: torch.nn.Module | None = None) -> bool:
+    """Apply ``run.host_memory`` to this process; returns whether the allocator's settings were changed.
+
+    ``keep`` changes nothing (settings made earlier in the process stay). Without glibc (macOS, musl,
     Windows) it is a no-op that returns ``False``.
     """
-    if policy == "keep":
-        return False
-    if policy == "auto" and (model is None or weight_bytes(model) < AUTO_MIN_WEIGHT_BYTES):
-        return False
-    libc = _glibc()
+    policy = resolve(policy, model)
+    libc = _glibc() if policy != "keep" else None
     if libc is None:
         return False
-    return bool(libc.mallopt(M_MMAP_THRESHOLD, RETURN_THRESHOLD))  # a fixed value also stops the dynamic rise
+    if policy == "return":  # a fixed threshold also stops the dynamic rise
+        return bool(libc.mallopt(M_MMAP_THRESHOLD, RETURN_THRESHOLD))
+    # reuse: both fixed (setting either one stops the dynamic threshold, so the other must be set too)
+    return bool(libc.mallopt(M_MMAP_THRESHOLD, REUSE_MMAP_THRESHOLD)) and bool(
+        libc.mallopt(M_TRIM_THRESHOLD, REUSE_TRIM_THRESHOLD)
+    )
 
 
 def _glibc() -> ctypes.CDLL | None:
