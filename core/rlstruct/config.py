@@ -155,7 +155,7 @@ class GRPOConfig:
     micro_batch_tokens: int = 0
     """Also cap each micro-batch at this many tokens as the update processes them (0: rows only, `micro_batch_size`). Range: >= 0."""
     decode_threads: int = 0
-    """Torch threads of the decode loop (0: unchanged; the fast path's prefill keeps the process's threads, the plain path uses this for all of `generate`); a small model decodes faster on fewer threads (the demo's 0.5 M-parameter model: 1.6x on one thread of two, docs/benchmarks.md). Range: >= 0."""
+    """Torch threads of the decode loop (0: unchanged; the fast path's prefill keeps the process's threads, the plain path uses this for all of `generate`); one thread keeps a small model's decoding steady when other work shares the cores (the demo's task configs set 1); on a quiet machine all threads are faster (docs/benchmarks.md). Range: >= 0."""
 
 
 @dataclass
