@@ -31,10 +31,16 @@ SCRIPT = textwrap.dedent("""
 """)
 
 
-def _retained(policy: str, min_bytes: int = 512 << 20) -> tuple[bool, int]:
-    out = subprocess.run([sys.executable, "-c", SCRIPT, policy, str(min_bytes)], capture_output=True, text=True,
+def _in_a_process(script: str, policy: str, min_bytes: int) -> tuple[bool, int]:
+    """(whether the policy changed the allocator, the figure the script prints), from a fresh process."""
+    out = subprocess.run([sys.executable, "-c", script, policy, str(min_bytes)], capture_output=True, text=True,
                          timeout=120, check=True).stdout.split()
     return bool(int(out[0])), int(out[1])
+
+
+def _retained(policy: str, min_bytes: int = 512 << 20) -> tuple[bool, int]:
+    """MB of freed 16 MB blocks still resident."""
+    return _in_a_process(SCRIPT, policy, min_bytes)
 
 
 def test_return_gives_freed_blocks_back_and_keep_does_not():
@@ -64,9 +70,7 @@ REFAULT = textwrap.dedent("""
 
 def _refaults(policy: str, min_bytes: int = 512 << 20) -> tuple[bool, int]:
     """Page faults of a step's activations allocated again after the previous step's were freed."""
-    out = subprocess.run([sys.executable, "-c", REFAULT, policy, str(min_bytes)], capture_output=True, text=True,
-                         timeout=120, check=True).stdout.split()
-    return bool(int(out[0])), int(out[1])
+    return _in_a_process(REFAULT, policy, min_bytes)
 
 
 def test_reuse_keeps_a_freed_step_for_the_next_one_and_keep_trims_it():
