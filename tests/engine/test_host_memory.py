@@ -47,7 +47,7 @@ def test_return_gives_freed_blocks_back_and_keep_does_not():
     applied, retained = _retained("return")
     assert applied and retained < 4, f"{retained} MB of freed blocks still resident"
     applied, retained = _retained("keep")
-    assert not applied and retained >= 16, "the default allocator was expected to keep freed 16 MB blocks"
+    assert not applied and retained >= 12, f"the default allocator was expected to keep the freed 16 MB block, {retained} MB kept"
 
 
 REFAULT = textwrap.dedent("""
@@ -79,7 +79,7 @@ def test_reuse_keeps_a_freed_step_for_the_next_one_and_keep_trims_it():
     applied, faults = _refaults("keep")  # glibc's default trims the heap top: 128 MB faulted in again
     assert not applied and faults > 16_000, faults
     applied, retained = _retained("reuse")
-    assert applied and retained >= 16
+    assert applied and retained >= 12
 
 
 def test_auto_follows_the_model_size():
