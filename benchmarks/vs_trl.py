@@ -63,22 +63,19 @@ class Workload:
     rlstruct_options: dict[str, Any] = field(default_factory=dict)
 
 
-# Decode threads for the tiny-model workloads: the process's (both cores). One thread was named here until
+# W1-W3 decode on the process's threads (both cores). grpo.decode_threads = 1 was named for them until
 # 2026-12-02; measured again once the memory sampler stopped stalling the runs, and with run.host_memory =
 # reuse, two threads decode W1 faster (0.28 s against 0.32 s a step). tasks/*-tiny.toml keep one thread so the
 # demo never waits on a core that other work keeps busy.
-TINY_DECODE: dict[str, Any] = {}
 
 WORKLOADS = {
     "W1": Workload("W1", "CPU, demo scale: tiny model, json-recipes, full fine-tuning", "json-recipes", "tiny",
-                   "cpu", "float32", 4, 8, 200, beta=0.0, iterations=1, lora=False, micro_batch=32,
-                   rlstruct_options=TINY_DECODE),
+                   "cpu", "float32", 4, 8, 200, beta=0.0, iterations=1, lora=False, micro_batch=32),
     "W2": Workload("W2", "CPU: W1 with beta 0.04, num_iterations 2, LoRA r 8", "json-recipes", "tiny",
-                   "cpu", "float32", 4, 8, 200, beta=0.04, iterations=2, lora=True, micro_batch=32,
-                   rlstruct_options=TINY_DECODE),
+                   "cpu", "float32", 4, 8, 200, beta=0.04, iterations=2, lora=True, micro_batch=32),
     "W3": Workload("W3", "CPU, long prompts: function-calls with every tool offered (1,000+ prompt tokens), "
                    "short answers", "function-calls", "tiny", "cpu", "float32", 4, 8, 64, beta=0.0, iterations=1,
-                   lora=False, micro_batch=32, many_tools=True, rlstruct_options=TINY_DECODE),
+                   lora=False, micro_batch=32, many_tools=True),
     "W4": Workload("W4", "GPU: Qwen2.5-0.5B shape (random weights), bf16, LoRA r 8, beta 0.04", "json-recipes",
                    "qwen0.5b", "cuda", "bfloat16", 8, 8, 256, beta=0.04, iterations=1, lora=True, micro_batch=16),
     "W5": Workload("W5", "CPU at a real shape: Qwen2.5-0.5B shape (random weights), float32, small local "

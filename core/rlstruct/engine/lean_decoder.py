@@ -158,23 +158,19 @@ class LeanDecoder:
         hold at most ``max_elements`` numbers). A decode step of a small model costs per operation, not per
         number: three products become one."""
         with self.folded_adapters(max_elements):
-            plan: list[tuple[nn.Module, list[nn.Module]]] = []
+            plan: list[tuple[nn.Module, list[tuple[Tensor, Tensor | None]]]] = []  # owner, (weight, bias) per part
             for layer in self.layers:
                 attn, mlp = layer.self_attn, layer.mlp
-                plan.append((attn, [attn.q_proj, attn.k_proj, attn.v_proj]))
-                if all(hasattr(mlp, n) for n in ("gate_proj", "up_proj", "down_proj", "act_fn")):
-                    plan.append((mlp, [mlp.gate_proj, mlp.up_proj]))
-            plan = [(owner, parts) for owner, parts in plan if all(self._plain_weights(p) for p in parts)]
-            if sum(self._plain_weights(p)[0].numel() for _, parts in plan for p in parts) <= max_elements:
-                for owner, parts in plan:
+                groups = [(attn, [attn.q_proj, attn.k_proj, attn.v_proj])]
+                if _gated(mlp):
+                    groups.append((mlp, [mlp.gate_proj, mlp.up_proj]))
+                for owner, parts in groups:
                     weights = [self._plain_weights(p) for p in parts]
-                    biases = [b if b is not None else w.new_zeros(w.shape[0]) for w, b in weights]
-                    has_bias = any(b is not None for _, b in weights)
-                    self.fused[id(owner)] = (
-                        torch.cat([w for w, _ in weights]),
-                        torch.cat(biases) if has_bias else None,
-                        tuple(w.shape[0] for w, _ in weights),
-                    )
+                    if all(w is not None for w in weights):
+                        plan.append((owner, weights))
+            if sum(w.numel() for _, weights in plan for w, _ in weights) <= max_elements:
+                for owner, weights in plan:
+                    self.fused[id(owner)] = _concatenated(weights)
             try:
                 yield
             finally:
@@ -245,7 +241,7 @@ class LeanDecoder:
         if fused is not None:  # gate and up in one product (inference_weights)
             gate, up = F.linear(x, fused[0], fused[1]).split(fused[2], dim=-1)
             return self._linear(mlp.down_proj, mlp.act_fn(gate) * up)
-        if not self.folded or not all(hasattr(mlp, n) for n in ("gate_proj", "up_proj", "down_proj", "act_fn")):
+        if not self.folded or not _gated(mlp):
             return mlp(x)
         # the gated MLP of every supported architecture: down(act(gate(x)) * up(x))
         gate = mlp.act_fn(self._linear(mlp.gate_proj, x))
@@ -269,6 +265,20 @@ def sdpa(mask: Tensor | None, kv: KVHook | None = None) -> Attend:
         )
 
     return attend
+
+
+def _gated(mlp: nn.Module) -> bool:
+    """Whether ``mlp`` is the gated MLP of every supported architecture: down(act(gate(x)) * up(x))."""
+    return all(hasattr(mlp, name) for name in ("gate_proj", "up_proj", "down_proj", "act_fn"))
+
+
+def _concatenated(weights: list[tuple[Tensor, Tensor | None]]) -> tuple[Tensor, Tensor | None, tuple[int, ...]]:
+    """One linear layer's (weight, bias, output widths) from several that read the same input (missing biases
+    count as zeros; no bias at all when none has one)."""
+    bias = None
+    if any(b is not None for _, b in weights):
+        bias = torch.cat([b if b is not None else w.new_zeros(w.shape[0]) for w, b in weights])
+    return torch.cat([w for w, _ in weights]), bias, tuple(w.shape[0] for w, _ in weights)
 
 
 def _vanilla_lora_linear(module: nn.Module) -> bool:
